@@ -1,0 +1,176 @@
+"""The ``xr-unmixsr`` command line: argument translation around the core functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import __version__
+from .errors import UnmixSRError
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+
+def _chunks(args: argparse.Namespace) -> dict[str, int]:
+    return {"y": args.chunk, "x": args.chunk}
+
+
+def _cmd_upscale(args: argparse.Namespace) -> None:
+    from .io import open_raster, write_raster
+    from .sr import upscale
+
+    cube = open_raster(args.input, chunks=_chunks(args))
+    sr = upscale(
+        cube,
+        args.scale,
+        args.model,
+        tile=args.tile,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    write_raster(sr, args.output, overwrite=args.overwrite, cog=args.cog, progress=not args.quiet)
+    print(f"wrote {args.output}: {dict(sr.sizes)}")
+
+
+def unmix_outputs(output: str | Path) -> dict[str, Path]:
+    """Paths written by ``unmix``: a Zarr store holds everything; a GeoTIFF gets siblings."""
+    out = Path(output)
+    if out.suffix == ".zarr":
+        return {"dataset": out}
+    stem = out.with_suffix("")
+    return {
+        "abundances": out,
+        "rmse": stem.with_name(stem.name + "_rmse.tif"),
+        "endmembers": stem.with_name(stem.name + "_endmembers.csv"),
+    }
+
+
+def write_unmixing(
+    res: xr.Dataset, output: str | Path, *, overwrite: bool, progress: bool
+) -> dict[str, Path]:
+    """Write an ``unmix`` result atomically: Zarr (one store) or GeoTIFFs + an endmember CSV."""
+    from .io import atomic_outputs, output_format, store_rasters
+
+    paths = unmix_outputs(output)
+    if output_format(output) == "zarr":
+        with atomic_outputs([paths["dataset"]], overwrite=overwrite) as (tmp,):
+            res.to_zarr(tmp, mode="w")
+        return paths
+    with atomic_outputs(list(paths.values()), overwrite=overwrite) as (ab_tmp, rmse_tmp, csv_tmp):
+        store_rasters([(res["abundances"], ab_tmp), (res["rmse"], rmse_tmp)], progress=progress)
+        res["endmembers"].to_pandas().T.to_csv(csv_tmp, index_label="band")
+    return paths
+
+
+def _cmd_unmix(args: argparse.Namespace) -> None:
+    from .io import open_raster
+    from .unmixing.scene import unmix
+
+    cube = open_raster(args.input, chunks=_chunks(args))
+    res = unmix(cube, args.n_endmembers, args.method, seed=args.seed)
+    paths = write_unmixing(res, args.output, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"wrote {', '.join(map(str, paths.values()))} ({res.attrs['n_endmembers']} endmembers)")
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    from .io import describe
+
+    print(json.dumps(describe(args.input), indent=2))
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from .demo.run import run_demo
+
+    run_demo(args.outdir, scale=args.scale, size=args.size, overwrite=args.overwrite)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``xr-unmixsr``."""
+    parser = argparse.ArgumentParser(
+        prog="xr-unmixsr", description="Hyperspectral super-resolution and unmixing."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "input", help="input raster: GeoTIFF, ENVI or any GDAL-readable file, or .zarr"
+        )
+        p.add_argument("output", help="output: .tif (GeoTIFF) or .zarr")
+        p.add_argument(
+            "--chunk",
+            type=int,
+            default=512,
+            help="dask chunk size in pixels (default 512); memory follows it",
+        )
+        p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    up = sub.add_parser("upscale", help="super-resolve a scene")
+    common(up)
+    up.add_argument(
+        "--scale", type=int, required=True, help="upsampling factor (2, 3, 4, 8 for bicubic)"
+    )
+    up.add_argument(
+        "--model", default="bicubic", help="'bicubic', a shipped model name or a checkpoint path"
+    )
+    up.add_argument(
+        "--tile", type=int, default=128, help="patch size fed to the model (default 128)"
+    )
+    up.add_argument(
+        "--overlap",
+        type=int,
+        default=None,
+        help="context pixels per patch (default: the model's receptive field)",
+    )
+    up.add_argument("--batch-size", type=int, default=8, help="patches per model call (default 8)")
+    up.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    up.add_argument("--cog", action="store_true", help="write a Cloud Optimized GeoTIFF")
+    up.set_defaults(func=_cmd_upscale)
+
+    un = sub.add_parser("unmix", help="estimate endmembers and abundance maps")
+    common(un)
+    un.add_argument(
+        "--n-endmembers", type=int, default=None, help="number of endmembers (default: estimated)"
+    )
+    un.add_argument("--method", default="vca-fcls", help="unmixing method (default vca-fcls)")
+    un.add_argument("--seed", type=int, default=0, help="seed of the pixel sample and VCA")
+    un.set_defaults(func=_cmd_unmix)
+
+    info = sub.add_parser("info", help="describe a raster")
+    info.add_argument("input")
+    info.set_defaults(func=_cmd_info)
+
+    demo = sub.add_parser(
+        "demo", help="make a synthetic scene, upscale and unmix it, print metrics"
+    )
+    demo.add_argument("outdir")
+    demo.add_argument("--scale", type=int, default=4)
+    demo.add_argument("--size", type=int, default=256, help="HR scene size in pixels")
+    demo.add_argument("--overwrite", action="store_true")
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UnmixSRError as exc:
+        print(f"xr-unmixsr: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("xr-unmixsr: interrupted; no output was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

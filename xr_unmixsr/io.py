@@ -1,0 +1,322 @@
+"""Reading and writing rasters: GDAL formats and Zarr in, GeoTIFF (COG) and Zarr out.
+
+Writes are blockwise (peak memory follows the chunk size, not the scene size), go to a temporary
+name in the target folder and are renamed into place only when complete, so a failed or interrupted
+run never leaves a half-written output. Existing outputs are kept unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import threading
+import uuid
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import rasterio
+import rasterio.shutil
+import rioxarray
+import xarray as xr
+from dask.callbacks import Callback
+
+from .errors import InvalidDataError, OutputExistsError, RasterIOError
+from .geometry import mask_invalid
+
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+ZARR_SUFFIXES = (".zarr",)
+_BAND_TAGS = ("wavelength", "fwhm")
+
+
+def _band_tags(path: str) -> dict[str, list[Any]]:
+    """Per-band numeric tags (wavelength, fwhm) and descriptions of a GDAL raster."""
+    with rasterio.open(path) as src:
+        tags = [src.tags(i) for i in src.indexes]
+        out: dict[str, list[Any]] = {}
+        for key in _BAND_TAGS:
+            values = [t.get(key) for t in tags]
+            if all(v is not None for v in values):
+                try:
+                    out[key] = [float(v) for v in values]
+                except ValueError:
+                    continue
+        units = tags[0].get("wavelength_units") if tags else None
+        if units:
+            out["wavelength_units"] = [units]
+        return out
+
+
+def open_raster(
+    path: str | os.PathLike[str],
+    chunks: dict[str, int] | int | bool | None = None,
+    *,
+    masked: bool = False,
+) -> xr.DataArray:
+    """Open a hyperspectral raster as a (band, y, x) DataArray, lazily when ``chunks`` is given.
+
+    Reads what GDAL reads (GeoTIFF, ENVI with map info...) through rioxarray, and Zarr stores
+    written by :func:`write_raster`. Per-band wavelength and fwhm tags become coordinates on the
+    ``band`` dimension (rioxarray alone copies band 1's tags onto the whole array).
+
+    Raises:
+        RasterIOError: the file does not exist or cannot be read as a raster.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise RasterIOError(f"input {p} does not exist: check the path")
+    try:
+        if p.suffix in ZARR_SUFFIXES:
+            zchunks = chunks if isinstance(chunks, dict) or type(chunks) is int else {}
+            ds = xr.open_zarr(p, decode_coords="all", chunks=zchunks, mask_and_scale=masked)
+            name = next((v for v in ds.data_vars if "band" in ds[v].dims), None)
+            if name is None:
+                raise RasterIOError(f"{p} holds no variable with a 'band' dimension")
+            return ds[name]
+        da = rioxarray.open_rasterio(p, chunks=chunks, masked=masked)
+        tags = _band_tags(str(p))
+    except RasterIOError:
+        raise
+    except Exception as exc:
+        raise RasterIOError(
+            f"cannot read {p} as a raster ({exc}): give a GeoTIFF, ENVI or other GDAL-readable file, or a .zarr store"
+        ) from exc
+    if isinstance(da, list):  # subdatasets
+        raise RasterIOError(
+            f"{p} holds several subdatasets: open the one you need with its GDAL name"
+        )
+    units = tags.pop("wavelength_units", ["nm"])[0]
+    for key, values in tags.items():
+        da = da.assign_coords({key: ("band", np.asarray(values))})
+        da[key].attrs["units"] = "nm" if units.lower().startswith("nanomet") else units
+    da.attrs = {
+        k: v
+        for k, v in da.attrs.items()
+        if k not in ("wavelength", "fwhm", "bbl", "wavelength_units")
+    }
+    return da
+
+
+def output_format(path: str | os.PathLike[str]) -> str:
+    """``"gtiff"`` or ``"zarr"`` from the suffix; :class:`RasterIOError` otherwise."""
+    suffix = Path(path).suffix.lower()
+    if suffix in GEOTIFF_SUFFIXES:
+        return "gtiff"
+    if suffix in ZARR_SUFFIXES:
+        return "zarr"
+    raise RasterIOError(
+        f"cannot write {path}: give an output ending in .tif/.tiff (GeoTIFF) or .zarr"
+    )
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_outputs(
+    paths: Sequence[str | os.PathLike[str]], *, overwrite: bool = False
+) -> Iterator[list[Path]]:
+    """Yield temporary paths for ``paths``; rename them into place only if the block succeeds.
+
+    Raises:
+        OutputExistsError: one of ``paths`` exists and ``overwrite`` is False (checked first,
+            before any work).
+    """
+    targets = [Path(p) for p in paths]
+    for t in targets:
+        if t.exists() and not overwrite:
+            raise OutputExistsError(
+                f"output {t} exists: choose another name or pass overwrite=True (--overwrite)"
+            )
+    tag = uuid.uuid4().hex[:8]
+    temps = [t.with_name(f".{t.name}.{tag}.tmp{t.suffix}") for t in targets]
+    try:
+        yield temps
+    except BaseException:
+        for tmp in temps:
+            _remove(tmp)
+        raise
+    for tmp, target in zip(temps, targets, strict=True):
+        if target.exists():
+            _remove(target)
+        os.replace(tmp, target)
+
+
+class TqdmCallback(Callback):
+    """A dask callback that shows a tqdm progress bar over the tasks of a computation."""
+
+    def __init__(self, desc: str = "", enabled: bool = True) -> None:
+        super().__init__()
+        self.desc, self.enabled, self.bar = desc, enabled, None
+
+    def _start_state(self, dsk: Any, state: dict[str, Any]) -> None:
+        from tqdm.auto import tqdm
+
+        total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+        self.bar = tqdm(total=total, desc=self.desc, unit="task", disable=not self.enabled)
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        self.bar.update(1)
+
+    def _finish(self, dsk: Any, state: Any, errored: bool) -> None:
+        self.bar.close()
+
+
+def _any_valid(da: xr.DataArray) -> Any:
+    """A lazy (or eager) boolean: does ``da`` hold any value that is not nodata/NaN?"""
+    nodata = da.rio.nodata
+    nodata = np.nan if nodata is None else float(nodata)
+    return (~mask_invalid(da.data, nodata)).any()
+
+
+def _write_band_metadata(path: Path, da: xr.DataArray) -> None:
+    """Write band descriptions and per-band wavelength/fwhm tags into a GeoTIFF."""
+    band_dim = da.dims[0] if da.ndim == 3 else None
+    with rasterio.open(path, "r+") as dst:
+        if band_dim is None:
+            return
+        labels = [str(v) for v in da[band_dim].values]
+        for i in range(da.sizes[band_dim]):
+            tags = {
+                key: f"{float(da[key].values[i]):g}"
+                for key in _BAND_TAGS
+                if key in da.coords and da[key].dims == (band_dim,)
+            }
+            if tags:
+                tags["wavelength_units"] = "Nanometers"
+                dst.update_tags(i + 1, **tags)
+            dst.set_band_description(
+                i + 1,
+                labels[i]
+                if band_dim != "band"
+                else f"band {labels[i]}"
+                + (f" ({tags['wavelength']} nm)" if "wavelength" in tags else ""),
+            )
+
+
+def _store(da: xr.DataArray, tmp: Path, fmt: str, compress: str, blocksize: int) -> Any:
+    """A lazy write of ``da`` to ``tmp`` (dask-delayed when ``da`` is dask-backed)."""
+    if fmt == "zarr":
+        name = da.name or "data"
+        with (
+            warnings.catch_warnings()
+        ):  # zarr 3 warns that consolidated metadata is not in its spec
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            return da.rename(name).to_dataset().to_zarr(tmp, mode="w", compute=False)
+    kwargs = dict(
+        driver="GTiff",
+        tiled=True,
+        blockxsize=blocksize,
+        blockysize=blocksize,
+        compress=compress,
+        BIGTIFF="IF_SAFER",
+    )
+    if da.chunks is None:
+        da.rio.to_raster(tmp, **kwargs)
+        return None
+    return da.rio.to_raster(tmp, lock=threading.Lock(), compute=False, **kwargs)
+
+
+def store_rasters(
+    items: Sequence[tuple[xr.DataArray, Path]],
+    *,
+    cog: bool = False,
+    compress: str = "deflate",
+    blocksize: int = 256,
+    progress: bool = False,
+    require_valid: bool = True,
+) -> None:
+    """Write DataArrays to the given paths (format by suffix) in one blockwise pass.
+
+    Not atomic by itself: :func:`write_rasters` wraps it in :func:`atomic_outputs`.
+
+    Args:
+        items: (array, path) pairs; the format comes from each path's suffix.
+        cog: write GeoTIFFs as Cloud Optimized GeoTIFFs (with overviews).
+        compress: GeoTIFF compression.
+        blocksize: GeoTIFF tile size.
+        progress: show a progress bar.
+        require_valid: raise :class:`InvalidDataError` when the first array holds no valid value.
+    """
+    fmts = [output_format(p) for _, p in items]
+    stores = [
+        _store(da, path, fmt, compress, blocksize)
+        for (da, path), fmt in zip(items, fmts, strict=True)
+    ]
+    check = _any_valid(items[0][0]) if require_valid else True
+    with TqdmCallback("writing", enabled=progress):
+        _, valid = dask.compute([s for s in stores if s is not None], check)
+    if not valid:
+        raise InvalidDataError(
+            "the result holds no valid pixel (the input is all nodata/NaN): check the input's "
+            "nodata value and band range"
+        )
+    for (da, path), fmt in zip(items, fmts, strict=True):
+        if fmt != "gtiff":
+            continue
+        _write_band_metadata(path, da)
+        if cog:
+            cog_tmp = path.with_name(path.name + ".cog.tif")
+            rasterio.shutil.copy(
+                path,
+                cog_tmp,
+                driver="COG",
+                compress=compress.upper(),
+                BLOCKSIZE=blocksize,
+                BIGTIFF="IF_SAFER",
+            )
+            os.replace(cog_tmp, path)
+
+
+def write_rasters(
+    items: Sequence[tuple[xr.DataArray, str | os.PathLike[str]]],
+    *,
+    overwrite: bool = False,
+    **kwargs: Any,
+) -> list[Path]:
+    """Write DataArrays to GeoTIFF or Zarr (by suffix) in one blockwise pass, atomically.
+
+    All outputs are computed together (shared inputs are read once), written to temporary names
+    and renamed into place only when all succeeded; options as in :func:`store_rasters`.
+
+    Returns:
+        The written paths.
+    """
+    paths = [Path(p) for _, p in items]
+    for p in paths:
+        output_format(p)
+    with atomic_outputs(paths, overwrite=overwrite) as temps:
+        store_rasters([(da, tmp) for (da, _), tmp in zip(items, temps, strict=True)], **kwargs)
+    return paths
+
+
+def write_raster(da: xr.DataArray, path: str | os.PathLike[str], **kwargs: Any) -> Path:
+    """Write one DataArray to GeoTIFF or Zarr; see :func:`write_rasters` for the options."""
+    return write_rasters([(da, path)], **kwargs)[0]
+
+
+def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A summary of a raster: size, dtype, CRS, transform, nodata, wavelength range."""
+    da = open_raster(path, chunks=True)
+    info: dict[str, Any] = {
+        "path": str(path),
+        "dims": dict(da.sizes),
+        "dtype": str(da.dtype),
+        "crs": None if da.rio.crs is None else da.rio.crs.to_string(),
+        "transform": list(da.rio.transform())[:6],
+        "resolution": list(da.rio.resolution()),
+        "bounds": list(da.rio.bounds()),
+        "nodata": da.rio.nodata if da.rio.nodata is None else float(da.rio.nodata),
+    }
+    if "wavelength" in da.coords:
+        wl = da["wavelength"].values
+        info["wavelength_nm"] = [float(wl.min()), float(wl.max())]
+    return info

@@ -1,0 +1,85 @@
+"""The super-resolution model interface: a torch network plus what the engine needs to know.
+
+A model maps a batch of normalised patches (N, bands, h, w) to (N, bands, h*scale, w*scale). The
+engine needs, besides the network:
+
+* ``scale``: the factor this network upsamples by;
+* ``halo``: the receptive-field radius in input pixels; each output pixel depends on input pixels at
+  most ``halo`` away, so patches cut with that much context reassemble without seams;
+* ``n_bands``: the band count it was trained on, or None for band-agnostic models (bicubic);
+* ``offset``/``gain``: the input normalisation ``(x - offset) * gain`` (scalars or one value per
+  band), undone on the output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import BandMismatchError
+
+
+@dataclass(eq=False)
+class SRModel:
+    """A super-resolution network with the metadata the tiling engine needs.
+
+    Attributes:
+        name: model name (a shipped name, a checkpoint path, or a free label).
+        network: torch module mapping (N, C, h, w) to (N, C, h*scale, w*scale).
+        scale: upsampling factor of ``network``.
+        halo: receptive-field radius of ``network`` in input pixels.
+        n_bands: number of bands the network expects, or None if band-agnostic.
+        offset: normalisation offset (scalar or one per band).
+        gain: normalisation gain (scalar or one per band).
+        card: free-form metadata (the model card of a checkpoint).
+    """
+
+    name: str
+    network: torch.nn.Module
+    scale: int
+    halo: int
+    n_bands: int | None = None
+    offset: float | np.ndarray = 0.0
+    gain: float | np.ndarray = 1.0
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def check_bands(self, n_bands: int) -> None:
+        """Raise :class:`BandMismatchError` when ``n_bands`` is not what the model expects."""
+        if self.n_bands is not None and n_bands != self.n_bands:
+            raise BandMismatchError(
+                f"model {self.name!r} was trained on {self.n_bands} bands but the input has "
+                f"{n_bands}: select the bands the model expects, or fine-tune the model on this "
+                "scene's bands, or use model='bicubic' (band-agnostic)"
+            )
+
+    def _norm_params(self, n_bands: int) -> tuple[np.ndarray, np.ndarray]:
+        offset = np.broadcast_to(np.asarray(self.offset, np.float32), (n_bands,))
+        gain = np.broadcast_to(np.asarray(self.gain, np.float32), (n_bands,))
+        return offset[:, None, None], gain[:, None, None]
+
+    def normalise(self, x: np.ndarray) -> np.ndarray:
+        """Normalise a (bands, h, w) array for the network."""
+        offset, gain = self._norm_params(x.shape[0])
+        return (x - offset) * gain
+
+    def denormalise(self, y: np.ndarray) -> np.ndarray:
+        """Undo :meth:`normalise` on a (bands, H, W) network output."""
+        offset, gain = self._norm_params(y.shape[0])
+        return y / gain + offset
+
+    def to(self, device: torch.device) -> SRModel:
+        """Move the network to ``device`` (in place) and return self."""
+        self.network.to(device)
+        return self
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` is CUDA when available, else CPU; anything else is passed to torch."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
