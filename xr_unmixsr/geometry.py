@@ -128,7 +128,7 @@ def layout(da: xr.DataArray, band_dim: str = "band", *, warn_crs: bool = True) -
 
 def scaled_transform(transform: Affine, scale: int) -> Affine:
     """The transform of a grid ``scale`` times finer with the same outer bounds."""
-    return transform * Affine.scale(1.0 / scale)
+    return transform @ Affine.scale(1.0 / scale)
 
 
 def pixel_centres(transform: Affine, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:

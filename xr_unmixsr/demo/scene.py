@@ -309,6 +309,12 @@ def _abundance_maps(rng: np.random.Generator, height: int, width: int) -> np.nda
     distance = np.abs(-np.sin(angle) * (xx - px) + np.cos(angle) * (yy - py))
     abundances = _paint(abundances, _line_coverage(distance, max(0.5, 0.004 * width)), 2, 0.9)
 
+    # a lake: a nearly pure water disc, wide enough to keep pure pixels after x4 degradation (the
+    # river alone becomes mixed pixels at low resolution, and unmixing needs pure pixels)
+    cy, cx = rng.uniform(0.2, 0.8) * height, rng.uniform(0.2, 0.8) * width
+    distance = np.hypot(yy - cy, xx - cx) - max(2.0, 0.06 * size)
+    abundances = _paint(abundances, np.clip(0.5 - distance, 0.0, 1.0), 4, 1.0)
+
     abundances = np.clip(abundances, 0.0, None)
     return abundances / abundances.sum(axis=0, keepdims=True)
 

@@ -205,6 +205,16 @@ def upscale_array(
     if not isinstance(data, da.Array):
         padded = np.pad(np.asarray(data), ((0, 0), (halo, halo), (halo, halo)), mode="edge")
         return upscale_block(padded, **kwargs)
+    # dask cannot give a block more context than the array holds: pad tiny dimensions by edge
+    # replication first (what the border handling does anyway) and crop their output after
+    pad_y, pad_x = max(0, halo - data.shape[1]), max(0, halo - data.shape[2])
+    if pad_y or pad_x:
+        padded = da.pad(data, ((0, 0), (pad_y, pad_y), (pad_x, pad_x)), mode="edge")
+        out = upscale_array(
+            padded, model, tile=tile, overlap=halo, batch_size=batch_size, device=dev, nodata=nodata
+        )
+        h, w = data.shape[1:]
+        return out[:, pad_y * s : (pad_y + h) * s, pad_x * s : (pad_x + w) * s]
     data = data.rechunk(
         {0: -1, 1: _min_chunks(data.chunks[1], halo), 2: _min_chunks(data.chunks[2], halo)}
     )

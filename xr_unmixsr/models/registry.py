@@ -132,12 +132,19 @@ def _load_checkpoint_cached(weights: str, mtime: float) -> SRModel:
     )
 
 
+def _weights_path(path: Path) -> Path:
+    """The weights file of a checkpoint given by its weights, card or stem path."""
+    if path.suffix in (".safetensors", ".json"):
+        return path.with_suffix(".safetensors")
+    return path.with_name(path.name + ".safetensors")
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> SRModel:
     """Load a checkpoint (``.safetensors`` or its ``.json`` card), once per process.
 
     Loading never unpickles: the weights are read with safetensors.
     """
-    weights = Path(path).with_suffix(".safetensors")
+    weights = _weights_path(Path(path))
     if not weights.exists():
         raise ModelError(
             f"no checkpoint at {weights}: give the path of a .safetensors file or a model name from {available_models()}"
@@ -162,7 +169,7 @@ def get_model(model: str | os.PathLike[str] | SRModel, scale: int) -> SRModel:
         return bicubic_model(scale)
     else:
         path = Path(model)
-        if path.suffix in (".safetensors", ".json") or path.exists():
+        if path.suffix in (".safetensors", ".json") or _weights_path(path).exists():
             resolved = load_checkpoint(path)
         else:
             found = [

@@ -49,7 +49,8 @@ def estimate_n_endmembers(pixels: np.ndarray, *, false_alarm: float = 1e-3) -> i
 
     Harsanyi-Farrand-Chang: a signal source shows as an eigenvalue of the correlation matrix that
     significantly exceeds the matching eigenvalue of the covariance matrix (Neyman-Pearson test at
-    ``false_alarm``). The result is clipped to [2, bands].
+    ``false_alarm``); differences below 1e-6 of the largest eigenvalue (float32 round-off) never
+    count. The result is clipped to [2, bands].
     """
     from scipy.stats import norm
 
@@ -60,9 +61,27 @@ def estimate_n_endmembers(pixels: np.ndarray, *, false_alarm: float = 1e-3) -> i
     lam_r = np.sort(np.linalg.eigvalsh(corr))[::-1]
     lam_k = np.sort(np.linalg.eigvalsh(cov))[::-1]
     sigma = np.sqrt(2.0 * (lam_r**2 + lam_k**2) / n)
-    threshold = norm.isf(false_alarm) * sigma
+    # floor: eigenvalue differences below float32 round-off of the largest eigenvalue are no signal
+    threshold = np.maximum(norm.isf(false_alarm) * sigma, 1e-6 * lam_r[0])
     count = int(np.sum(lam_r - lam_k > threshold))
     return int(np.clip(count, 2, bands))
+
+
+def robust_vca(pixels: np.ndarray, n_endmembers: int, *, seed: int = 0) -> np.ndarray:
+    """VCA endmembers from whichever of VCA's two projections reconstructs ``pixels`` best.
+
+    VCA picks its projection by an SNR estimate: above ``15 + 10 log10(p)`` dB it divides every
+    pixel by its projection on the mean direction, which amplifies the noise of dark materials
+    (water) so much that noisy dark pixels get picked again and again. Both projections are run
+    and the endmember set whose FCLS reconstruction of the pixels has the lower mean RMSE is kept.
+    """
+    best, best_err = None, np.inf
+    for snr in (np.inf, -np.inf):  # projective, then subspace projection
+        em, _ = vca(pixels, n_endmembers, seed=seed, snr=snr)
+        err = float(reconstruction_rmse(pixels, em, fcls(pixels, em)).mean())
+        if err < best_err:
+            best, best_err = em, err
+    return best
 
 
 def _endmember_array(endmembers: Any, n_bands: int) -> tuple[np.ndarray, list[str] | None]:
@@ -158,7 +177,7 @@ def unmix(
             raise ParameterError(
                 f"n_endmembers={p} is out of range: it must be between 2 and the number of valid bands ({int(bands.sum())})"
             )
-        em, _ = vca(pixels, p, seed=seed)
+        em = robust_vca(pixels, p, seed=seed)
         full = np.full((p, n_bands), np.nan)
         full[:, bands] = em
     p = em.shape[0]
