@@ -40,8 +40,10 @@ def _cmd_upscale(args: argparse.Namespace) -> None:
 
 def unmix_outputs(output: str | Path) -> dict[str, Path]:
     """Paths written by ``unmix``: a Zarr store holds everything; a GeoTIFF gets siblings."""
+    from .io import output_format
+
     out = Path(output)
-    if out.suffix == ".zarr":
+    if output_format(out) == "zarr":
         return {"dataset": out}
     stem = out.with_suffix("")
     return {
@@ -55,10 +57,10 @@ def write_unmixing(
     res: xr.Dataset, output: str | Path, *, overwrite: bool, progress: bool
 ) -> dict[str, Path]:
     """Write an ``unmix`` result atomically: Zarr (one store) or GeoTIFFs + an endmember CSV."""
-    from .io import atomic_outputs, output_format, store_rasters
+    from .io import atomic_outputs, store_rasters
 
     paths = unmix_outputs(output)
-    if output_format(output) == "zarr":
+    if "dataset" in paths:
         with atomic_outputs([paths["dataset"]], overwrite=overwrite) as (tmp,):
             res.to_zarr(tmp, mode="w")
         return paths

@@ -70,7 +70,7 @@ def open_raster(
     if not p.exists():
         raise RasterIOError(f"input {p} does not exist: check the path")
     try:
-        if p.suffix in ZARR_SUFFIXES:
+        if p.suffix.lower() in ZARR_SUFFIXES:
             zchunks = chunks if isinstance(chunks, dict) or type(chunks) is int else {}
             ds = xr.open_zarr(p, decode_coords="all", chunks=zchunks, mask_and_scale=masked)
             name = next((v for v in ds.data_vars if "band" in ds[v].dims), None)
@@ -132,6 +132,10 @@ def atomic_outputs(
     """
     targets = [Path(p) for p in paths]
     for t in targets:
+        if not t.parent.is_dir():
+            raise RasterIOError(
+                f"output folder {t.parent} does not exist: create it first or choose another output path"
+            )
         if t.exists() and not overwrite:
             raise OutputExistsError(
                 f"output {t} exists: choose another name or pass overwrite=True (--overwrite)"
@@ -186,7 +190,7 @@ def _write_band_metadata(path: Path, da: xr.DataArray) -> None:
         labels = [str(v) for v in da[band_dim].values]
         for i in range(da.sizes[band_dim]):
             tags = {
-                key: f"{float(da[key].values[i]):g}"
+                key: repr(float(da[key].values[i]))
                 for key in _BAND_TAGS
                 if key in da.coords and da[key].dims == (band_dim,)
             }
@@ -305,7 +309,7 @@ def write_raster(da: xr.DataArray, path: str | os.PathLike[str], **kwargs: Any) 
 
 def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A summary of a raster: size, dtype, CRS, transform, nodata, wavelength range."""
-    da = open_raster(path, chunks=True)
+    da = open_raster(path)  # lazily indexed: describing reads no pixel
     info: dict[str, Any] = {
         "path": str(path),
         "dims": dict(da.sizes),

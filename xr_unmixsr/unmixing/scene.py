@@ -196,7 +196,7 @@ def unmix(
         )
     else:
         stacked = _unmix_block(data, **kwargs)
-    leading = ("endmember", np.asarray(names))
+    leading = ("endmember", np.asarray(names, dtype=object))
     abundances = geometry.georeference(
         stacked[:p], cube, lay, leading=leading, name="abundances", nodata=np.nan
     )
@@ -205,7 +205,7 @@ def unmix(
         full.astype(np.float32),
         dims=("endmember", lay.band_dim),
         coords={
-            "endmember": np.asarray(names),
+            "endmember": np.asarray(names, dtype=object),
             **{k: c for k, c in cube.coords.items() if c.dims == (lay.band_dim,)},
         },
         name="endmembers",

@@ -24,9 +24,15 @@ __all__ = ["vca"]
 
 
 def _top_eigvecs(mat: np.ndarray, k: int) -> np.ndarray:
-    """The ``k`` eigenvectors of the symmetric ``mat`` with the largest eigenvalues (columns)."""
+    """The ``k`` eigenvectors of the symmetric ``mat`` with the largest eigenvalues (columns).
+
+    Signs are fixed (largest-magnitude component positive) so that results do not depend on the
+    LAPACK build's arbitrary choice of sign.
+    """
     _, vecs = np.linalg.eigh(mat)
-    return vecs[:, ::-1][:, :k]
+    vecs = vecs[:, ::-1][:, :k]
+    pivot = vecs[np.argmax(np.abs(vecs), axis=0), np.arange(vecs.shape[1])]
+    return vecs * np.where(pivot < 0, -1.0, 1.0)
 
 
 def _snr_from(
@@ -129,7 +135,7 @@ def vca(
         # Projective projection: p-dim subspace of the correlation matrix, then onto u^T x = 1.
         u_d = _top_eigvecs(data.T @ data / n, p)
         x = data @ u_d
-        projected = x @ u_d.T
+        offset = np.zeros(n_bands)
         u = x.mean(axis=0)
         denom = x @ u
         # Pixels (numerically) orthogonal to the mean direction, e.g. all-zero spectra, cannot be
@@ -141,7 +147,7 @@ def vca(
         # Subspace projection: p - 1 principal components plus a constant coordinate.
         u_d = u_pca[:, : p - 1]
         x = centred @ u_d
-        projected = x @ u_d.T + mean
+        offset = mean
         c = float(np.sqrt(np.max(np.einsum("ij,ij->i", x, x))))
         y = np.hstack([x, np.full((n, 1), c)])
 
@@ -159,4 +165,5 @@ def vca(
         k = int(np.argmax(np.abs(v)))
         basis[:, i] = y[k]
         indices[i] = k
-    return projected[indices].copy(), indices
+    # The chosen pixels, projected on the signal subspace (back in band space).
+    return x[indices] @ u_d.T + offset, indices
