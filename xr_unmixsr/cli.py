@@ -57,12 +57,12 @@ def write_unmixing(
     res: xr.Dataset, output: str | Path, *, overwrite: bool, progress: bool
 ) -> dict[str, Path]:
     """Write an ``unmix`` result atomically: Zarr (one store) or GeoTIFFs + an endmember CSV."""
-    from .io import atomic_outputs, store_rasters
+    from .io import atomic_outputs, store_rasters, to_zarr
 
     paths = unmix_outputs(output)
     if "dataset" in paths:
         with atomic_outputs([paths["dataset"]], overwrite=overwrite) as (tmp,):
-            res.to_zarr(tmp, mode="w")
+            to_zarr(res, tmp)
         return paths
     with atomic_outputs(list(paths.values()), overwrite=overwrite) as (ab_tmp, rmse_tmp, csv_tmp):
         store_rasters([(res["abundances"], ab_tmp), (res["rmse"], rmse_tmp)], progress=progress)

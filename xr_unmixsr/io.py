@@ -206,15 +206,17 @@ def _write_band_metadata(path: Path, da: xr.DataArray) -> None:
             )
 
 
+def to_zarr(ds: xr.Dataset, path: Path, *, compute: bool = True) -> Any:
+    """Write ``ds`` to a Zarr store (consolidated metadata, which zarr 3 warns is outside its spec)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        return ds.to_zarr(path, mode="w", compute=compute)
+
+
 def _store(da: xr.DataArray, tmp: Path, fmt: str, compress: str, blocksize: int) -> Any:
     """A lazy write of ``da`` to ``tmp`` (dask-delayed when ``da`` is dask-backed)."""
     if fmt == "zarr":
-        name = da.name or "data"
-        with (
-            warnings.catch_warnings()
-        ):  # zarr 3 warns that consolidated metadata is not in its spec
-            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-            return da.rename(name).to_dataset().to_zarr(tmp, mode="w", compute=False)
+        return to_zarr(da.rename(da.name or "data").to_dataset(), tmp, compute=False)
     kwargs = dict(
         driver="GTiff",
         tiled=True,

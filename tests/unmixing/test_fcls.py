@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.optimize import nnls
 
-from xr_unmixsr.errors import InvalidDataError, ParameterError
+from xr_unmixsr.errors import InvalidDataError, ParameterError, UnmixSRWarning
 from xr_unmixsr.unmixing import fcls, reconstruction_rmse
 
 # The package re-exports the function ``fcls``, which shadows the submodule's attribute name.
@@ -188,3 +188,15 @@ def test_reconstruction_rmse_matches_definition() -> None:
     pixels, endm, abund = rng.random((50, 30)), rng.random((4, 30)), rng.random((50, 4))
     expected = np.sqrt(np.mean((pixels - abund @ endm) ** 2, axis=1))
     np.testing.assert_allclose(reconstruction_rmse(pixels, endm, abund), expected, rtol=1e-12)
+
+
+def test_max_iter_exhausted_warns_and_stays_feasible() -> None:
+    pixels, endm, _ = _mixtures(90, 8, 60, 500, noise=0.1)
+    with pytest.warns(UnmixSRWarning, match="max_iter"):
+        est = fcls(pixels, endm, max_iter=1)
+    _assert_feasible(est)
+    # More iterations can only lower the objective.
+    best = fcls(pixels, endm)
+    assert np.all(
+        reconstruction_rmse(pixels, endm, best) <= reconstruction_rmse(pixels, endm, est) + 1e-12
+    )
