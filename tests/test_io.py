@@ -333,3 +333,22 @@ def test_wavelength_tags_round_trip_exactly(tmp_path: Path) -> None:
 def test_upper_case_zarr_suffix_round_trip(tmp_path: Path) -> None:
     write_raster(_cube(), tmp_path / "CUBE.ZARR")
     np.testing.assert_array_equal(open_raster(tmp_path / "CUBE.ZARR").values, _values())
+
+
+def test_envi_with_map_info_and_wavelengths(tmp_path: Path) -> None:
+    from rasterio.transform import from_origin
+
+    data = np.random.default_rng(1).random((5, 10, 12), dtype=np.float32)
+    path = tmp_path / "cube.bsq"
+    profile = dict(driver="ENVI", width=12, height=10, count=5, dtype="float32")
+    with rasterio.open(
+        path, "w", crs="EPSG:32633", transform=from_origin(366975, 5808045, 30, 30), **profile
+    ) as dst:
+        dst.write(data)
+    with open(tmp_path / "cube.hdr", "a") as hdr:
+        hdr.write("wavelength units = Nanometers\nwavelength = {400.5, 500, 600, 700, 800.25}\n")
+    cube = open_raster(path)
+    assert cube.rio.crs.to_epsg() == 32633
+    assert tuple(cube.rio.transform())[:6] == (30.0, 0.0, 366975.0, 0.0, -30.0, 5808045.0)
+    np.testing.assert_array_equal(cube["wavelength"].values, [400.5, 500, 600, 700, 800.25])
+    np.testing.assert_array_equal(cube.values, data)

@@ -17,9 +17,11 @@ rows, so all systems share one ``(p + 1) x (p + 1)`` shape; pixels sharing a pas
 matrix, so it is inverted once per distinct pattern (batched :func:`numpy.linalg.inv`) and applied
 to all their right-hand sides in one batched product. The first iteration (every endmember
 passive) is a single affine map of ``E y`` for all pixels and already solves every pixel whose
-sum-to-one least-squares solution is non-negative; the following iterations only touch the other
-pixels. The only Python loop is over active-set iterations, few (typically fewer than ``p``) and
-over shrinking sets of pixels. The result is the exact FCLS optimum, not a penalty approximation.
+sum-to-one least-squares solution is non-negative; for pixels with a single negative abundance the
+next step is a closed-form rank-one update of that solution; the remaining iterations only touch
+the other pixels. The only Python loop is over active-set iterations, few (typically fewer than
+``p``) and over shrinking sets of pixels. The result is the exact FCLS optimum, not a penalty
+approximation.
 """
 
 from __future__ import annotations
@@ -173,13 +175,19 @@ def _drop_single_negative(
         optimal abundances of the pixels it marks.
     """
     p, t = z_t.shape
-    neg = z_t < 0
-    single = neg.sum(axis=0) == 1
-    cols = np.flatnonzero(single)
-    k = np.argmax(neg[:, cols], axis=0)
-    pivot = inv[k, k]
+    # Row-wise loops over the p endmembers: numpy reductions over a short leading axis are slow.
+    count = np.zeros(t, dtype=np.intp)
+    k_all = np.zeros(t, dtype=np.intp)
+    for i, row in enumerate(z_t):
+        neg_i = row < 0
+        count += neg_i
+        k_all[neg_i] = i
+    cols = np.flatnonzero(count == 1)
+    k = k_all[cols]
+    pivot = np.diagonal(inv)[k]
     ok = pivot > np.finfo(float).eps * np.abs(inv).max()
-    cols, k, pivot = cols[ok], k[ok], pivot[ok]
+    if not ok.all():
+        cols, k, pivot = cols[ok], k[ok], pivot[ok]
     x = np.empty((p + 1, cols.size))
     x[:p] = z_t[:, cols]
     x[p] = inv[p, :p] @ rhs_t[:, cols] + inv[p, p]
@@ -190,7 +198,7 @@ def _drop_single_negative(
     nonneg = a[0] >= 0
     for row in a[1:]:
         nonneg &= row >= 0
-    nu_k = np.einsum("ij,ji->i", gram[k], a) - rhs_t[k, cols] + x[p]
+    nu_k = (gram @ a)[k, r] - rhs_t[k, cols] + x[p]
     good = nonneg & (nu_k >= -tol)
     done = np.zeros(t, dtype=bool)
     done[cols[good]] = True
