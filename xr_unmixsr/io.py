@@ -31,6 +31,7 @@ from .geometry import mask_invalid
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 ZARR_SUFFIXES = (".zarr",)
 _BAND_TAGS = ("wavelength", "fwhm")
+_GDAL_CACHE_BYTES = 64 * 2**20
 
 
 def _band_tags(path: str) -> dict[str, list[Any]]:
@@ -228,7 +229,23 @@ def _store(da: xr.DataArray, tmp: Path, fmt: str, compress: str, blocksize: int)
     if da.chunks is None:
         da.rio.to_raster(tmp, **kwargs)
         return None
-    return da.rio.to_raster(tmp, lock=threading.Lock(), compute=False, **kwargs)
+    return _tile_aligned(da, blocksize).rio.to_raster(
+        tmp, lock=threading.Lock(), compute=False, **kwargs
+    )
+
+
+def _tile_aligned(da: xr.DataArray, blocksize: int) -> xr.DataArray:
+    """Rechunk ``da`` spatially so that every chunk border falls on a GeoTIFF tile border.
+
+    Each dask chunk is then written as whole tiles, so GDAL never re-reads and recompresses a
+    partly written tile, and its block cache can stay small (see :func:`store_rasters`).
+    """
+    new = {}
+    for dim in (da.rio.y_dim, da.rio.x_dim):
+        chunks = da.chunksizes[dim]
+        if any(c % blocksize for c in chunks[:-1]):
+            new[dim] = max(blocksize, round(chunks[0] / blocksize) * blocksize)
+    return da.chunk(new) if new else da
 
 
 def store_rasters(
@@ -258,7 +275,9 @@ def store_rasters(
         for (da, path), fmt in zip(items, fmts, strict=True)
     ]
     check = _any_valid(items[0][0]) if require_valid else True
-    with TqdmCallback("writing", enabled=progress):
+    # GDAL caches written tiles up to 5 % of RAM by default, so that memory would grow with the
+    # scene; chunks are tile-aligned (_tile_aligned), so a small cache costs nothing
+    with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES), TqdmCallback("writing", enabled=progress):
         _, valid = dask.compute([s for s in stores if s is not None], check)
     if not valid:
         raise InvalidDataError(

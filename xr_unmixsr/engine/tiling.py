@@ -43,15 +43,12 @@ def _fill_and_normalise(
     return normalised.astype(np.float32, copy=False), invalid
 
 
-def _restore(
-    model: SRModel, out: np.ndarray, invalid_core: np.ndarray, nodata: float
+def _mark_missing(
+    out: np.ndarray, invalid_core: np.ndarray, scale: int, nodata: float
 ) -> np.ndarray:
-    """Denormalise a network output and mark the pixels whose source was missing."""
-    out = model.denormalise(out).astype(np.float32, copy=False)
-    s = model.scale
+    """Set the output pixels whose source pixel was missing to ``nodata`` (nearest upsampling)."""
     if invalid_core.any():
-        up = invalid_core.repeat(s, axis=-2).repeat(s, axis=-1)
-        out[up] = np.float32(nodata)
+        out[invalid_core.repeat(scale, axis=-2).repeat(scale, axis=-1)] = np.float32(nodata)
     return out
 
 
@@ -107,10 +104,11 @@ def upscale_block(
         )
         result = _run_network(model, batch, device)
         for (y0, x0), patch in zip(chunk, result, strict=True):
-            out[:, y0 * s : (y0 + th) * s, x0 * s : (x0 + tw) * s] = patch[
-                :, halo * s : (halo + th) * s, halo * s : (halo + tw) * s
-            ]
-    return _restore(model, out, invalid[:, halo : halo + h, halo : halo + w], nodata)
+            model.denormalise_into(
+                patch[:, halo * s : (halo + th) * s, halo * s : (halo + tw) * s],
+                out[:, y0 * s : (y0 + th) * s, x0 * s : (x0 + tw) * s],
+            )
+    return _mark_missing(out, invalid[:, halo : halo + h, halo : halo + w], s, nodata)
 
 
 def predict_array(
@@ -134,8 +132,9 @@ def predict_array(
     out = _run_network(model, x[None], dev)[0]
     h, w = array.shape[-2:]
     s, hl = model.scale, model.halo
-    out = out[:, hl * s : (hl + h) * s, hl * s : (hl + w) * s]
-    return _restore(model, out, invalid[:, hl : hl + h, hl : hl + w], nodata)
+    result = np.empty((out.shape[0], h * s, w * s), np.float32)
+    model.denormalise_into(out[:, hl * s : (hl + h) * s, hl * s : (hl + w) * s], result)
+    return _mark_missing(result, invalid[:, hl : hl + h, hl : hl + w], s, nodata)
 
 
 def _min_chunks(chunks: tuple[int, ...], minimum: int) -> tuple[int, ...]:

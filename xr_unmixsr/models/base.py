@@ -65,10 +65,14 @@ class SRModel:
         offset, gain = self._norm_params(x.shape[0])
         return (x - offset) * gain
 
-    def denormalise(self, y: np.ndarray) -> np.ndarray:
-        """Undo :meth:`normalise` on a (bands, H, W) network output."""
+    def denormalise_into(self, y: np.ndarray, out: np.ndarray) -> None:
+        """Write the denormalised (bands, H, W) network output ``y`` into ``out`` in one pass."""
         offset, gain = self._norm_params(y.shape[0])
-        return y / gain + offset
+        if not offset.any() and np.all(gain == 1):
+            np.copyto(out, y)
+        else:
+            np.divide(y, gain, out=out)
+            out += offset
 
     def to(self, device: torch.device) -> SRModel:
         """Move the network to ``device`` (in place) and return self."""
