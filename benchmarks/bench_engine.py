@@ -6,7 +6,9 @@ depth)``), the script times
 * the **reference**: :func:`xr_unmixsr.engine.predict_array` on the whole in-memory array (one
   network call, torch using all its intra-op threads), and
 * the **engine**: :func:`xr_unmixsr.upscale` on the same pixels as a dask-backed, georeferenced
-  DataArray, computed into memory (``.compute()``), for several chunk/tile settings,
+  DataArray, for several chunk/tile settings, its blocks either stored into a preallocated
+  array (``dask.array.store``: how the GeoTIFF/Zarr writers consume the engine) or concatenated
+  into a new one (``.compute()``: one more pass over the output),
 
 and prints the throughput of both in output pixels per second (output rows x columns; every
 output pixel holds all bands) and their ratio engine / reference (goal: >= 0.9 on CPU). The
@@ -28,8 +30,8 @@ in turn, so slow phases of a shared machine hit them alike. Nothing is asserted.
 
 Usage::
 
-    python benchmarks/bench_engine.py [--bands 64] [--size 512] [--scale 2]
-        [--settings 256:128 256:256 128:128] [--batch-size 8] [--repeats 4]
+    python benchmarks/bench_engine.py [--bands 64] [--size 1024] [--scale 2]
+        [--settings 512:256 256:256 256:128] [--batch-size 8] [--repeats 3] [--thread-study]
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dask.array as da
 import numpy as np
 import torch
 import xarray as xr
@@ -66,16 +69,20 @@ class ThreadConfig:
             a user gets without setting anything (all cores).
         scheduler: dask scheduler name (``"threads"`` or ``"synchronous"``).
         workers: dask worker threads, or None for dask's default pool (one per core).
+        sink: where the blocks go: ``"store"`` writes each block into a preallocated array
+            (``dask.array.store``, as the file writers consume the engine), ``"compute"``
+            concatenates them into a new array (``.compute()``, one more pass over the output).
     """
 
     torch_threads: int | None
     scheduler: str
     workers: int | None
+    sink: str = "store"
 
     def label(self) -> str:
         """A short human-readable description."""
         if self.torch_threads is None and self.workers is None:
-            return f"default (dask {self.scheduler})"
+            return f"default, {self.sink}"
         dask_part = self.scheduler if self.workers is None else f"{self.scheduler}x{self.workers}"
         return f"torch={self.torch_threads} dask={dask_part}"
 
@@ -190,9 +197,11 @@ def engine_case(
         kwargs["num_workers"] = config.workers
 
     def run(c: xr.DataArray) -> None:
-        upscale(c, model.scale, model, tile=tile, batch_size=batch_size, device="cpu").compute(
-            **kwargs
-        )
+        out = upscale(c, model.scale, model, tile=tile, batch_size=batch_size, device="cpu")
+        if config.sink == "compute":
+            out.compute(**kwargs)
+        else:
+            da.store(out.data, np.empty(out.shape, out.dtype), lock=False, **kwargs)
 
     small = cube.isel(y=slice(0, cube.chunks[1][0]), x=slice(0, cube.chunks[2][0]))
     return Case(
@@ -257,16 +266,18 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the tables; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bands", type=int, default=64, help="number of bands (default 64)")
-    parser.add_argument("--size", type=int, default=512, help="scene rows = columns (default 512)")
+    parser.add_argument(
+        "--size", type=int, default=1024, help="scene rows = columns (default 1024)"
+    )
     parser.add_argument("--scale", type=int, default=2, help="upsampling factor (default 2)")
     parser.add_argument(
         "--settings",
         type=parse_setting,
         nargs="+",
-        default=[(256, 128), (256, 256), (128, 128)],
+        default=[(512, 256), (256, 256), (256, 128)],
         metavar="CHUNK:TILE",
-        help="dask chunk and engine tile sizes (default 256:128 256:256 128:128); the first is used "
-        "for the thread study",
+        help="dask chunk and engine tile sizes (default 512:256, the CLI's, then 256:256 256:128); "
+        "the first is used for the thread study",
     )
     parser.add_argument("--batch-size", type=int, default=8, help="patches per call (default 8)")
     parser.add_argument("--features", type=int, default=32, help="conv model features (32)")
@@ -278,9 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         default=["bicubic", "conv"],
         help="models to time (default both)",
     )
-    parser.add_argument("--repeats", type=int, default=4, help="timed rounds, best kept (4)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds, best kept (3)")
     parser.add_argument(
-        "--no-thread-study", action="store_true", help="skip the torch/dask thread table"
+        "--thread-study", action="store_true", help="add the torch/dask thread table (slow)"
     )
     args = parser.parse_args(argv)
 
@@ -305,9 +316,12 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     # (setting, thread config): every setting as a user runs it, then the thread study
-    default_cfg = ThreadConfig(None, "threads", None)
-    plan: list[tuple[tuple[int, int], ThreadConfig]] = [(s, default_cfg) for s in args.settings]
-    if not args.no_thread_study:
+    plan: list[tuple[tuple[int, int], ThreadConfig]] = [
+        (s, ThreadConfig(None, "threads", None, sink))
+        for s in args.settings
+        for sink in ("store", "compute")
+    ]
+    if args.thread_study:
         plan += [
             (args.settings[0], ThreadConfig(t, sched, w))
             for t in sorted({all_threads, 1}, reverse=True)
@@ -339,13 +353,13 @@ def main(argv: list[str] | None = None) -> int:
                 direct=direct,
                 cpu_ratio=float(np.median(ref.cpu) / np.median(case.cpu)),
             )
-            if cfg == default_cfg:
+            if cfg.torch_threads is None and cfg.workers is None:
                 main_rows.append(row)
-            if (chunk, tile) == args.settings[0] and not args.no_thread_study:
+            if (chunk, tile) == args.settings[0] and args.thread_study:
                 study_rows.append(row)
 
     print_table(
-        "engine (upscale on dask input, .compute()) vs one predict_array call "
+        "engine (upscale on dask input; store or compute) vs one predict_array call "
         f"(torch={all_threads}); ratio = engine / direct (goal >= 0.9)",
         main_rows,
     )

@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", default="bicubic", help="'bicubic', a shipped model name or a checkpoint path"
     )
     up.add_argument(
-        "--tile", type=int, default=128, help="patch size fed to the model (default 128)"
+        "--tile", type=int, default=256, help="patch size fed to the model (default 256)"
     )
     up.add_argument(
         "--overlap",

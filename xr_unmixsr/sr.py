@@ -20,7 +20,7 @@ def upscale(
     model: str | os.PathLike[str] | SRModel = "bicubic",
     *,
     band_dim: str = "band",
-    tile: int = 128,
+    tile: int = 256,
     overlap: int | None = None,
     batch_size: int = 8,
     device: str | torch.device = "auto",

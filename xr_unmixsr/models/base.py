@@ -60,15 +60,24 @@ class SRModel:
         gain = np.broadcast_to(np.asarray(self.gain, np.float32), (n_bands,))
         return offset[:, None, None], gain[:, None, None]
 
+    @property
+    def identity_normalisation(self) -> bool:
+        """True when the normalisation leaves values unchanged (offset 0, gain 1)."""
+        return not np.any(self.offset) and bool(np.all(np.asarray(self.gain) == 1))
+
     def normalise(self, x: np.ndarray) -> np.ndarray:
-        """Normalise a (bands, h, w) array for the network."""
+        """Normalise a (bands, h, w) float32 array for the network (a new array)."""
+        if self.identity_normalisation:
+            return x.copy()
         offset, gain = self._norm_params(x.shape[0])
-        return (x - offset) * gain
+        out = np.subtract(x, offset, dtype=np.float32)
+        out *= gain
+        return out
 
     def denormalise_into(self, y: np.ndarray, out: np.ndarray) -> None:
         """Write the denormalised (bands, H, W) network output ``y`` into ``out`` in one pass."""
         offset, gain = self._norm_params(y.shape[0])
-        if not offset.any() and np.all(gain == 1):
+        if self.identity_normalisation:
             np.copyto(out, y)
         else:
             np.divide(y, gain, out=out)
