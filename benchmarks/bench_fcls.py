@@ -25,23 +25,7 @@ from scipy.optimize import nnls
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from xr_unmixsr.unmixing import fcls  # noqa: E402
-
-
-def make_mixtures(
-    n_pixels: int, n_bands: int, p: int, noise: float, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Synthetic ``(pixels, endmembers, abundances)`` with Gaussian noise of std ``noise``."""
-    rng = np.random.default_rng(seed)
-    x = np.linspace(0.0, 1.0, n_bands)
-    endm = np.zeros((p, n_bands))
-    for i in range(p):
-        for _ in range(4):
-            width = rng.uniform(0.05, 0.3)
-            endm[i] += rng.uniform(0.2, 1.0) * np.exp(-(((x - rng.uniform()) / width) ** 2))
-    endm = 0.05 + 0.8 * endm / endm.max()
-    abund = rng.dirichlet(np.full(p, 0.5), n_pixels)
-    pixels = abund @ endm + rng.normal(0.0, noise, (n_pixels, n_bands))
-    return pixels, endm, abund
+from xr_unmixsr.unmixing.synthetic import linear_mixtures  # noqa: E402
 
 
 def scipy_fcls(pixels: np.ndarray, endm: np.ndarray, delta: float) -> np.ndarray:
@@ -67,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=10, help="timing repeats (best is kept)")
     args = parser.parse_args(argv)
 
-    pixels, endm, _ = make_mixtures(args.pixels, args.bands, args.endmembers, args.noise)
+    pixels, endm, _ = linear_mixtures(
+        args.pixels, args.bands, args.endmembers, noise=args.noise, concentration=0.5
+    )
     n = pixels.shape[0]
     print(
         f"data: {n} pixels, {args.bands} bands, {args.endmembers} endmembers, "

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from dask.callbacks import Callback
 
 SHARED_DATA = Path(
     os.environ.get(
@@ -34,3 +35,20 @@ def shared_data() -> Path:
 def enmap_path(shared_data: Path) -> Path:
     """The real EnMAP Potsdam mosaic GeoTIFF (224 bands, EPSG:32633)."""
     return _require(shared_data / "enmap_potsdam" / "enmap_potsdam_mosaic_128x64x224.tif")
+
+
+class ComputeCounter(Callback):
+    """A dask callback that counts the computations started while it is active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = 0
+
+    def _start(self, dsk: object) -> None:
+        self.started += 1
+
+
+@pytest.fixture
+def compute_counter() -> ComputeCounter:
+    """A fresh :class:`ComputeCounter`: ``with compute_counter: ...`` then check ``.started``."""
+    return ComputeCounter()

@@ -69,15 +69,6 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     }
 
 
-class _ComputeCounter(Callback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.started = 0
-
-    def _start(self, dsk: object) -> None:
-        self.started += 1
-
-
 def _failing_cube() -> xr.DataArray:
     """A lazy cube whose computation raises in one of its blocks."""
 
@@ -258,8 +249,10 @@ def test_write_zarr_round_trip(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["out.png", "out.nc", "out"])
-def test_unknown_suffix_raises_before_writing(tmp_path: Path, name: str) -> None:
-    counter = _ComputeCounter()
+def test_unknown_suffix_raises_before_writing(
+    tmp_path: Path, name: str, compute_counter: Callback
+) -> None:
+    counter = compute_counter
     with counter, pytest.raises(RasterIOError, match=r"\.tif"):
         write_raster(_cube(), tmp_path / name)
     assert counter.started == 0
@@ -267,13 +260,15 @@ def test_unknown_suffix_raises_before_writing(tmp_path: Path, name: str) -> None
 
 
 @pytest.mark.parametrize("suffix", [".tif", ".zarr"])
-def test_existing_output_kept_unless_overwrite(tmp_path: Path, suffix: str) -> None:
+def test_existing_output_kept_unless_overwrite(
+    tmp_path: Path, suffix: str, compute_counter: Callback
+) -> None:
     out = tmp_path / f"out{suffix}"
     write_raster(_cube(_values(seed=0)), out)
     before = _snapshot(tmp_path)
 
     new = _cube(_values(seed=1))
-    counter = _ComputeCounter()
+    counter = compute_counter
     with counter, pytest.raises(OutputExistsError, match="overwrite") as info:
         write_raster(new, out)
     assert isinstance(info.value, FileExistsError)

@@ -66,15 +66,6 @@ def _cube(
     return cube
 
 
-class _ComputeCounter(Callback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.started = 0
-
-    def _start(self, dsk: object) -> None:
-        self.started += 1
-
-
 def _check_geometry(out: xr.DataArray, cube: xr.DataArray, scale: int) -> None:
     assert out.dims == ("band", "y", "x")
     assert out.shape == (BANDS, H * scale, W * scale)
@@ -100,9 +91,11 @@ def _check_geometry(out: xr.DataArray, cube: xr.DataArray, scale: int) -> None:
 @pytest.mark.parametrize("lazy", [False, True], ids=["numpy", "dask"])
 @pytest.mark.parametrize("band_last", [False, True], ids=["band-first", "band-last"])
 @pytest.mark.parametrize("scale", [2, 3])
-def test_upscale_dataarray(scale: int, band_last: bool, lazy: bool, use_accessor: bool) -> None:
+def test_upscale_dataarray(
+    scale: int, band_last: bool, lazy: bool, use_accessor: bool, compute_counter: Callback
+) -> None:
     cube = _cube(band_last=band_last, lazy=lazy, nodata=-1.0)
-    counter = _ComputeCounter()
+    counter = compute_counter
     with counter:
         if use_accessor:
             out = cube.unmixsr.upscale(scale, tile=5, batch_size=3)

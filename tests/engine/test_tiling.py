@@ -37,17 +37,6 @@ def _assert_close(out: np.ndarray, ref: np.ndarray, data: np.ndarray) -> None:
     np.testing.assert_allclose(out, ref, rtol=0, atol=REL_TOL * span)
 
 
-class _ComputeCounter(Callback):
-    """Counts dask computations started while it is active."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.started = 0
-
-    def _start(self, dsk: object) -> None:
-        self.started += 1
-
-
 # (scene height and width, chunks of y and x, tile, batch_size): one chunk; chunks smaller than
 # the halo (on a smaller scene: they make many blocks); ragged edge chunks (53 = 20+20+13,
 # 47 = 13+13+13+8) with tiles smaller than the chunks and batches of one patch; tiles larger
@@ -273,10 +262,10 @@ def test_numpy_in_numpy_out() -> None:
     assert out.dtype == np.float32
 
 
-def test_dask_in_lazy_dask_out() -> None:
+def test_dask_in_lazy_dask_out(compute_counter: Callback) -> None:
     data = _scene(h=30, w=25)
     arr = da.from_array(data, chunks=(-1, 10, 10))
-    counter = _ComputeCounter()
+    counter = compute_counter
     with counter:
         out = upscale_array(arr, conv_model(3, 2, features=8, depth=1), tile=4, device="cpu")
     assert counter.started == 0

@@ -13,6 +13,7 @@ import xarray as xr
 import xr_unmixsr
 from xr_unmixsr.errors import BandMismatchError, ParameterError
 from xr_unmixsr.metrics import match_endmembers, unmixing_metrics
+from xr_unmixsr.unmixing.synthetic import linear_mixtures
 
 P, BANDS, H, W = 4, 60, 40, 50
 NOISE = 1e-3
@@ -29,24 +30,10 @@ class Scene:
     abundances: np.ndarray  # (P, H, W)
 
 
-def _smooth_endmembers(rng: np.random.Generator) -> np.ndarray:
-    """Smooth positive reflectance-like spectra (Gaussian bumps on an offset)."""
-    x = np.linspace(0.0, 1.0, BANDS)
-    endm = np.zeros((P, BANDS))
-    for i in range(P):
-        for _ in range(4):
-            width = rng.uniform(0.05, 0.3)
-            endm[i] += rng.uniform(0.2, 1.0) * np.exp(-(((x - rng.uniform()) / width) ** 2))
-    return 0.05 + 0.8 * endm / endm.max()
-
-
 def _make_scene(seed: int = 0, noise: float = NOISE) -> Scene:
-    rng = np.random.default_rng(seed)
-    endm = _smooth_endmembers(rng)
-    ab = rng.dirichlet(np.ones(P), H * W)
-    pure = rng.choice(H * W, 3 * P, replace=False)
-    ab[pure] = np.tile(np.eye(P), (3, 1))
-    pixels = ab @ endm + rng.normal(0.0, noise, (H * W, BANDS))
+    pixels, endm, ab = linear_mixtures(
+        H * W, BANDS, P, noise=noise, pure_per_endmember=3, seed=seed
+    )
     cube = xr.DataArray(
         pixels.T.reshape(BANDS, H, W).astype(np.float32),
         dims=("band", "y", "x"),

@@ -11,6 +11,7 @@ from scipy.optimize import linear_sum_assignment
 
 from xr_unmixsr.errors import InvalidDataError, ParameterError
 from xr_unmixsr.unmixing import fcls, reconstruction_rmse, vca
+from xr_unmixsr.unmixing.synthetic import linear_mixtures
 from xr_unmixsr.unmixing.vca import _snr_from, _top_eigvecs
 
 # Measured on Samson with seed=0 (numpy 2.4 / OpenBLAS): mean SAD 0.0830 rad, abundance RMSE
@@ -36,28 +37,11 @@ def _match(est: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sad[order, np.arange(ref.shape[0])], order
 
 
-def _smooth_endmembers(rng: np.random.Generator, p: int, n_bands: int) -> np.ndarray:
-    """Smooth, positive, reflectance-like spectra (sums of Gaussian bumps on an offset)."""
-    x = np.linspace(0.0, 1.0, n_bands)
-    endm = np.zeros((p, n_bands))
-    for i in range(p):
-        for _ in range(4):
-            width = rng.uniform(0.05, 0.3)
-            endm[i] += rng.uniform(0.2, 1.0) * np.exp(-(((x - rng.uniform()) / width) ** 2))
-    return 0.05 + 0.8 * endm / endm.max()
-
-
 def _scene(
     seed: int, p: int, n_bands: int = 100, n_pixels: int = 2000, noise: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dirichlet mixtures with three pure pixels per endmember at random rows."""
-    rng = np.random.default_rng(seed)
-    endm = _smooth_endmembers(rng, p, n_bands)
-    abund = rng.dirichlet(np.ones(p), n_pixels)
-    pure_rows = rng.choice(n_pixels, 3 * p, replace=False)
-    abund[pure_rows] = np.tile(np.eye(p), (3, 1))
-    pixels = abund @ endm + rng.normal(0.0, noise, (n_pixels, n_bands))
-    return pixels, endm, abund
+    return linear_mixtures(n_pixels, n_bands, p, noise=noise, pure_per_endmember=3, seed=seed)
 
 
 def _snr(pixels: np.ndarray, p: int) -> float:
