@@ -1,8 +1,11 @@
 """Super-resolution models: the interface, the built-in ones, and checkpoint loading."""
 
+from .autoencoder import UnmixingAutoencoder, unmixing_loss
+from .auxiliary import AuxiliaryUnmixing
 from .base import SRModel, resolve_device
 from .bicubic import Bicubic, bicubic_model, bicubic_resize
 from .conv import ConvSR, conv_model
+from .gram import GRAM, LocalChannelAttention
 from .registry import (
     SUPPORTED_SCALES,
     available_models,
@@ -12,12 +15,21 @@ from .registry import (
     register_architecture,
     save_checkpoint,
 )
+from .smile import SMILE, smile_loss
+from .unmixingsr import MaterialAwareModule, UnmixingSR, sr_loss
 
 __all__ = [
+    "GRAM",
+    "SMILE",
     "SUPPORTED_SCALES",
+    "AuxiliaryUnmixing",
     "Bicubic",
     "ConvSR",
+    "LocalChannelAttention",
+    "MaterialAwareModule",
     "SRModel",
+    "UnmixingAutoencoder",
+    "UnmixingSR",
     "available_models",
     "bicubic_model",
     "bicubic_resize",
@@ -28,4 +40,7 @@ __all__ = [
     "register_architecture",
     "resolve_device",
     "save_checkpoint",
+    "smile_loss",
+    "sr_loss",
+    "unmixing_loss",
 ]

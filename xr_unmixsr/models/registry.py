@@ -46,6 +46,26 @@ def register_architecture(
     return deco
 
 
+def build_network(spec: dict[str, Any]) -> torch.nn.Module:
+    """Build a network from ``{"architecture": name, "config": kwargs}`` (a model card's fields).
+
+    Raises:
+        ModelError: the name is not a registered architecture or the spec lacks it.
+    """
+    try:
+        cls = _ARCHITECTURES[spec["architecture"]]
+    except KeyError as exc:
+        raise ModelError(
+            f"{spec!r} must name a registered architecture under 'architecture' (one of {sorted(_ARCHITECTURES)}) with its keyword arguments under 'config'"
+        ) from exc
+    try:
+        return cls(**spec.get("config", {}))
+    except TypeError as exc:
+        raise ModelError(
+            f"config {spec.get('config')!r} does not fit architecture {spec['architecture']!r}: {exc}"
+        ) from exc
+
+
 def model_dirs() -> list[Path]:
     """Folders searched for shipped model names: ``$XR_UNMIXSR_MODEL_PATH`` (os.pathsep-separated)
     first, then the package's ``models/`` folder."""
@@ -107,13 +127,13 @@ def _load_checkpoint_cached(weights: str, mtime: float) -> SRModel:
             f"model card {card_path} is missing: a checkpoint is a .safetensors file with its .json card beside it"
         )
     card = json.loads(card_path.read_text())
+    network = build_network(card)
     try:
-        cls = _ARCHITECTURES[card["architecture"]]
-        network = cls(**card["config"])
         network.load_state_dict(load_file(weights))
+        scale, halo = int(card["scale"]), int(card["halo"])
     except KeyError as exc:
         raise ModelError(
-            f"checkpoint {weights} names an unknown architecture or lacks {exc}: known architectures are {sorted(_ARCHITECTURES)}"
+            f"model card {card_path} lacks {exc}: write checkpoints with save_checkpoint"
         ) from exc
     except RuntimeError as exc:
         raise ModelError(
@@ -123,8 +143,8 @@ def _load_checkpoint_cached(weights: str, mtime: float) -> SRModel:
     return SRModel(
         name=card.get("name", Path(weights).stem),
         network=network.eval(),
-        scale=int(card["scale"]),
-        halo=int(card["halo"]),
+        scale=scale,
+        halo=halo,
         n_bands=card.get("n_bands"),
         offset=np.asarray(norm.get("offset", 0.0), np.float32),
         gain=np.asarray(norm.get("gain", 1.0), np.float32),
