@@ -52,25 +52,24 @@ def run_demo(
     true_lr_ab = degrade(scene["abundances"].rename(endmember="band"), scale).rename(
         band="endmember"
     )
+    scores = unmixing_metrics(
+        res["endmembers"].values,
+        scene["endmembers"].values,
+        res["abundances"].values,
+        true_lr_ab.values,
+    )
     metrics: dict[str, Any] = {
         "scene": {"size": size, "bands": hr.sizes["band"], "scale": scale, "crs": str(hr.rio.crs)},
         f"bicubic_x{scale}": sr_metrics(hr.values, sr_v.values, scale=scale),
-        "unmixing_vca_fcls": {
-            k: v
-            for k, v in unmixing_metrics(
-                res["endmembers"].values,
-                scene["endmembers"].values,
-                res["abundances"].values,
-                true_lr_ab.values,
-            ).items()
-            if k in ("sad_mean", "rmse_mean")
-        },
+        "unmixing_vca_fcls": {k: scores[k] for k in ("sad_mean", "rmse_mean")},
     }
+    # the estimated endmembers, in the order of (and named after) the true ones they match
+    matched = res.isel(endmember=scores["order"]).assign_coords(endmember=scene["endmember"].values)
     pngs = [
         comparison_png({"LR": lr, f"bicubic x{scale}": sr_v, "truth": hr}, out / "comparison.png"),
         true_colour_png(hr, out / "truth_rgb.png"),
-        abundance_png(res["abundances"], out / "abundances.png"),
-        endmember_png(res["endmembers"], out / "endmembers.png", truth=scene["endmembers"]),
+        abundance_png(matched["abundances"], out / "abundances.png"),
+        endmember_png(matched["endmembers"], out / "endmembers.png", truth=scene["endmembers"]),
     ]
     metrics["seconds"] = round(time.perf_counter() - t0, 1)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
