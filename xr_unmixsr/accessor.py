@@ -7,6 +7,7 @@ from typing import Any
 import xarray as xr
 
 from .errors import DimensionError
+from .models import SRModel
 from .sr import upscale
 from .unmixing.scene import unmix
 
@@ -29,6 +30,21 @@ class _Base:
     ) -> xr.DataArray:
         """Super-resolve by ``scale``; see :func:`xr_unmixsr.upscale` for the arguments."""
         return upscale(self._cube(band_dim, var), scale, model, band_dim=band_dim, **kwargs)
+
+    def fit(
+        self, scale: int, *, band_dim: str = "band", var: str | None = None, **kwargs: Any
+    ) -> SRModel:
+        """Train an SR model on this scene (self-supervised) and return it, ready for ``upscale``.
+
+        See :func:`xr_unmixsr.training.train_sr` for the arguments (``architecture``, ``epochs``,
+        ``checkpoint``...).
+        """
+        from .training import train_sr
+
+        sampler_kwargs = {"band_dim": band_dim, **kwargs.pop("sampler_kwargs", {})}
+        return train_sr(
+            self._cube(band_dim, var), scale, sampler_kwargs=sampler_kwargs, **kwargs
+        ).model
 
     def unmix(
         self,

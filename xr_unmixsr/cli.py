@@ -80,6 +80,35 @@ def _cmd_unmix(args: argparse.Namespace) -> None:
     print(f"wrote {', '.join(map(str, paths.values()))} ({res.attrs['n_endmembers']} endmembers)")
 
 
+def _cmd_train(args: argparse.Namespace) -> None:
+    from .io import open_raster
+    from .training import train_sr
+
+    cubes = [open_raster(path, chunks=_chunks(args)) for path in args.inputs]
+    result = train_sr(
+        cubes,
+        args.scale,
+        architecture=args.architecture,
+        n_endmembers=args.n_endmembers,
+        features=args.features,
+        n_grams=args.n_grams,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        patch=args.patch,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        checkpoint=args.output,
+        resume=not args.restart,
+        progress=not args.quiet,
+        info={"command": "xr-unmixsr " + " ".join(args.argv)},
+    )
+    print(
+        f"wrote {result.checkpoint}: {len(result.history)} epochs, final losses {result.final_losses}"
+    )
+
+
 def _cmd_info(args: argparse.Namespace) -> None:
     from .io import describe
 
@@ -145,6 +174,45 @@ def build_parser() -> argparse.ArgumentParser:
     un.add_argument("--seed", type=int, default=0, help="seed of the pixel sample and VCA")
     un.set_defaults(func=_cmd_unmix)
 
+    tr = sub.add_parser(
+        "train", help="train an SR model on scenes (self-supervised: no HR reference needed)"
+    )
+    tr.add_argument(
+        "inputs", nargs="+", help="training scenes (the HR side; LR is made by degrading them)"
+    )
+    tr.add_argument(
+        "--output",
+        required=True,
+        help="checkpoint path (.safetensors; a .json card is written beside it)",
+    )
+    tr.add_argument("--scale", type=int, required=True, help="SR factor (2, 3, 4, 8)")
+    tr.add_argument(
+        "--architecture",
+        default="unmixingsr",
+        help="unmixingsr, unmixingsr-nomam, convsr or convsr-aux",
+    )
+    tr.add_argument(
+        "--n-endmembers",
+        type=int,
+        default=8,
+        help="endmembers of the auxiliary unmixing (default 8)",
+    )
+    tr.add_argument("--features", type=int, default=32, help="feature channels (default 32)")
+    tr.add_argument("--n-grams", type=int, default=4, help="GRAM blocks (default 4)")
+    tr.add_argument("--epochs", type=int, default=100)
+    tr.add_argument("--steps-per-epoch", type=int, default=100)
+    tr.add_argument("--patch", type=int, default=64, help="HR patch size (default 64)")
+    tr.add_argument("--batch-size", type=int, default=8)
+    tr.add_argument("--lr", type=float, default=5e-4)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    tr.add_argument("--chunk", type=int, default=512, help="dask chunk size for reading the scenes")
+    tr.add_argument(
+        "--restart", action="store_true", help="ignore a saved training state and start over"
+    )
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.set_defaults(func=_cmd_train)
+
     info = sub.add_parser("info", help="describe a raster")
     info.add_argument("input")
     info.set_defaults(func=_cmd_info)
@@ -162,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         args.func(args)
     except UnmixSRError as exc:
