@@ -120,8 +120,27 @@ class LinearMixingDecoder(nn.Module):
         return self.conv(abundances)
 
 
+class EndmemberDecoderMixin:
+    """Endmember access for networks whose ``decoder`` is a :class:`LinearMixingDecoder`."""
+
+    decoder: LinearMixingDecoder
+
+    @property
+    def endmembers(self) -> torch.Tensor:
+        """The (p, bands) endmembers (the decoder weights)."""
+        return self.decoder.endmembers
+
+    def clamp_endmembers_(self) -> None:
+        """Project the endmembers to be non-negative; call after every optimiser step."""
+        self.decoder.clamp_endmembers_()
+
+    def init_endmembers_(self, endmembers: np.ndarray | torch.Tensor) -> None:
+        """Initialise the decoder from (p, bands) endmembers, e.g. from VCA."""
+        self.decoder.init_endmembers_(endmembers)
+
+
 @register_architecture("unmixing_autoencoder")
-class UnmixingAutoencoder(nn.Module):
+class UnmixingAutoencoder(EndmemberDecoderMixin, nn.Module):
     """Unsupervised unmixing autoencoder with GRAMs (UnmixingSR, Fig. 4).
 
     Args:
@@ -173,16 +192,3 @@ class UnmixingAutoencoder(nn.Module):
         """Return ``(reconstruction, abundances)`` of a (N, bands, H, W) cube."""
         abundances = self.encode(x)
         return self.decode(abundances), abundances
-
-    @property
-    def endmembers(self) -> torch.Tensor:
-        """The (p, bands) endmembers (the decoder weights)."""
-        return self.decoder.endmembers
-
-    def clamp_endmembers_(self) -> None:
-        """Project the endmembers to be non-negative; call after every optimiser step."""
-        self.decoder.clamp_endmembers_()
-
-    def init_endmembers_(self, endmembers: np.ndarray | torch.Tensor) -> None:
-        """Initialise the decoder from (p, bands) endmembers, e.g. from VCA."""
-        self.decoder.init_endmembers_(endmembers)

@@ -28,12 +28,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .autoencoder import LinearMixingDecoder, endmember_tv, spectral_angle_loss
+from .autoencoder import (
+    EndmemberDecoderMixin,
+    LinearMixingDecoder,
+    endmember_tv,
+    spectral_angle_loss,
+)
 from .bicubic import BICUBIC_HALO, bicubic_resize
 from .gram import DEFAULT_ATTENTION_RADIUS, gram_stack
 from .registry import register_architecture
@@ -54,7 +58,7 @@ def degrade(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 @register_architecture("smile")
-class SMILE(nn.Module):
+class SMILE(EndmemberDecoderMixin, nn.Module):
     """SR-guided multitask unmixing network (see the module docstring).
 
     Args:
@@ -102,19 +106,6 @@ class SMILE(nn.Module):
         self.decoder = LinearMixingDecoder(n_endmembers, n_bands)
         shared = 1 + self.grams.radius + 1
         self.halo = max(shared + self.sr_up.radius + 1, BICUBIC_HALO)
-
-    @property
-    def endmembers(self) -> torch.Tensor:
-        """The (p, bands) endmembers (the decoder weights)."""
-        return self.decoder.endmembers
-
-    def clamp_endmembers_(self) -> None:
-        """Project the endmembers to be non-negative; call after every optimiser step."""
-        self.decoder.clamp_endmembers_()
-
-    def init_endmembers_(self, endmembers: np.ndarray | torch.Tensor) -> None:
-        """Initialise the decoder from (p, bands) endmembers, e.g. from VCA."""
-        self.decoder.init_endmembers_(endmembers)
 
     def forward(self, lr: torch.Tensor) -> dict[str, torch.Tensor] | torch.Tensor:
         """Run both tasks on a (N, bands, h, w) LR cube.
