@@ -6,13 +6,12 @@ import dask.array as da
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
 
 from xr_unmixsr.engine import predict_array, upscale_array
 from xr_unmixsr.models import SMILE, SRModel, load_checkpoint, save_checkpoint, smile_loss
 from xr_unmixsr.models.bicubic import bicubic_resize
 from xr_unmixsr.models.smile import degrade
-from xr_unmixsr.unmixing.synthetic import linear_mixtures
+from xr_unmixsr.unmixing.synthetic import smooth_mixture_cube
 
 BANDS, P = 8, 3
 SMALL = dict(n_bands=BANDS, n_endmembers=P, features=8, n_grams=1, attention_radius=2)
@@ -25,10 +24,7 @@ def _net(scale: int, **kw) -> SMILE:
 
 def _hr_cube(size: int = 24, seed: int = 0) -> torch.Tensor:
     """A (1, BANDS, size, size) cube mixed from spatially smooth abundances."""
-    _, endmembers, abundances = linear_mixtures(size * size, BANDS, P, seed=seed)
-    maps = ndimage.gaussian_filter(abundances.T.reshape(P, size, size), sigma=(0, 2, 2))
-    maps /= maps.sum(axis=0, keepdims=True)
-    cube = np.einsum("pyx,pb->byx", maps, endmembers)
+    cube = smooth_mixture_cube(size, BANDS, P, seed=seed)
     return torch.from_numpy(cube[None].astype(np.float32))
 
 

@@ -6,7 +6,6 @@ import dask.array as da
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
 
 from xr_unmixsr.engine import predict_array, upscale_array
 from xr_unmixsr.models import (
@@ -21,7 +20,7 @@ from xr_unmixsr.models import (
 )
 from xr_unmixsr.models.bicubic import bicubic_resize
 from xr_unmixsr.models.unmixingsr import upsample_abundances, upsampling_factors
-from xr_unmixsr.unmixing.synthetic import linear_mixtures
+from xr_unmixsr.unmixing.synthetic import smooth_mixture_cube
 
 BANDS, P = 6, 3
 #: a small configuration: halo = 1 + 5 + 1 + len(steps) + 1
@@ -50,10 +49,7 @@ def _net(scale: int, **kw) -> UnmixingSR:
 
 def _hr_cube(size: int = 24, seed: int = 0) -> torch.Tensor:
     """A (1, BANDS, size, size) cube mixed from spatially smooth abundances."""
-    _, endmembers, abundances = linear_mixtures(size * size, BANDS, P, seed=seed)
-    maps = ndimage.gaussian_filter(abundances.T.reshape(P, size, size), sigma=(0, 2, 2))
-    maps /= maps.sum(axis=0, keepdims=True)
-    cube = np.einsum("pyx,pb->byx", maps, endmembers)
+    cube = smooth_mixture_cube(size, BANDS, P, seed=seed)
     return torch.from_numpy(cube[None].astype(np.float32))
 
 

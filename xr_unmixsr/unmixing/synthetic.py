@@ -49,3 +49,21 @@ def linear_mixtures(
         abundances[rows] = np.tile(np.eye(n_endmembers), (pure_per_endmember, 1))
     pixels = abundances @ endmembers + rng.normal(0.0, noise, (n_pixels, n_bands))
     return pixels, endmembers, abundances
+
+
+def smooth_mixture_cube(
+    size: int, n_bands: int, n_endmembers: int, *, sigma: float = 2.0, seed: int = 0
+) -> np.ndarray:
+    """A noise-free (n_bands, size, size) cube mixed from spatially smooth abundance maps.
+
+    The Dirichlet abundances of :func:`linear_mixtures` are smoothed with a Gaussian of ``sigma``
+    pixels and renormalised to sum to one, so neighbouring pixels look alike, as in real scenes.
+    """
+    from scipy import ndimage
+
+    _, endmembers, abundances = linear_mixtures(size * size, n_bands, n_endmembers, seed=seed)
+    maps = ndimage.gaussian_filter(
+        abundances.T.reshape(n_endmembers, size, size), sigma=(0, sigma, sigma)
+    )
+    maps /= maps.sum(axis=0, keepdims=True)
+    return np.einsum("pyx,pb->byx", maps, endmembers)
