@@ -224,6 +224,36 @@ def test_unmix_geotiff_outputs(
     assert table.loc[~bad, names].notna().all().all()
 
 
+@pytest.mark.parametrize(("method", "scale"), [("autoencoder", 1), ("smile", 2)])
+def test_unmix_deep_methods_on_enmap(
+    enmap_path: Path, tmp_path: Path, method: str, scale: int
+) -> None:
+    """The autoencoder and SMILE, trained briefly on the real scene: abundance GeoTIFF on the
+    scene's grid (autoencoder) or the x2 grid with the x2 transform (SMILE), valid wherever
+    the used bands are (EnMAP's six empty bands are left out), endmembers NaN in those bands."""
+    out = tmp_path / "ab.tif"
+    args = ["unmix", str(enmap_path), str(out), "--method", method, "--n-endmembers", "3"]
+    args += ["--epochs", "1", "--steps-per-epoch", "2", "--device", "cpu", "--quiet"]
+    rc = main([*args, "--scale", str(scale)] if method == "smile" else args)
+    assert rc == 0
+    assert _files(tmp_path) == ["ab.tif", "ab_endmembers.csv", "ab_rmse.tif"]
+    with rasterio.open(out) as src:
+        assert src.count == 3
+        assert src.crs.to_epsg() == 32633
+        res = 30.0 / scale
+        assert src.transform == Affine(res, 0.0, X0, 0.0, -res, Y0)
+        assert (src.height, src.width) == (128 * scale, 64 * scale)
+        ab = src.read()
+    assert np.isfinite(ab).all()
+    assert ab.min() >= 0
+    np.testing.assert_allclose(ab.sum(axis=0), 1.0, atol=1e-4)
+    table = pd.read_csv(tmp_path / "ab_endmembers.csv")
+    bad = table["band"].isin(BAD_BANDS)
+    names = ["em1", "em2", "em3"]
+    assert table.loc[bad, names].isna().all().all()
+    assert (table.loc[~bad, names] >= 0).all().all()
+
+
 def test_unmix_one_endmember_exits_2(
     enmap_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

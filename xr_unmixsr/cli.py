@@ -75,7 +75,21 @@ def _cmd_unmix(args: argparse.Namespace) -> None:
     from .unmixing.scene import unmix
 
     cube = open_raster(args.input, chunks=_chunks(args))
-    res = unmix(cube, args.n_endmembers, args.method, seed=args.seed)
+    training = {
+        k: v
+        for k, v in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch))
+        if v is not None
+    }
+    res = unmix(
+        cube,
+        args.n_endmembers,
+        args.method,
+        scale=args.scale,
+        model=args.model,
+        training={**training, "progress": not args.quiet},
+        seed=args.seed,
+        device=args.device,
+    )
     paths = write_unmixing(res, args.output, overwrite=args.overwrite, progress=not args.quiet)
     print(f"wrote {', '.join(map(str, paths.values()))} ({res.attrs['n_endmembers']} endmembers)")
 
@@ -97,6 +111,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         patch=args.patch,
         batch_size=args.batch_size,
         lr=args.lr,
+        lr_halving_epochs=args.lr_halving_epochs or None,
+        ae_epochs=args.ae_epochs,
         seed=args.seed,
         device=args.device,
         checkpoint=args.output,
@@ -170,8 +186,30 @@ def build_parser() -> argparse.ArgumentParser:
     un.add_argument(
         "--n-endmembers", type=int, default=None, help="number of endmembers (default: estimated)"
     )
-    un.add_argument("--method", default="vca-fcls", help="unmixing method (default vca-fcls)")
-    un.add_argument("--seed", type=int, default=0, help="seed of the pixel sample and VCA")
+    un.add_argument(
+        "--method",
+        default="vca-fcls",
+        help="vca-fcls (default), autoencoder or smile (abundances on a --scale times finer grid)",
+    )
+    un.add_argument(
+        "--scale", type=int, default=None, help="smile: how much finer the abundance grid is"
+    )
+    un.add_argument(
+        "--model",
+        default=None,
+        help="autoencoder/smile: a trained checkpoint to apply instead of training on the scene",
+    )
+    un.add_argument(
+        "--epochs", type=int, default=None, help="autoencoder/smile: training epochs (default 20)"
+    )
+    un.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="autoencoder/smile: optimiser steps per epoch (default 50)",
+    )
+    un.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    un.add_argument("--seed", type=int, default=0, help="seed of the pixel sample, VCA, training")
     un.set_defaults(func=_cmd_unmix)
 
     tr = sub.add_parser(
@@ -204,6 +242,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--patch", type=int, default=64, help="HR patch size (default 64)")
     tr.add_argument("--batch-size", type=int, default=8)
     tr.add_argument("--lr", type=float, default=5e-4)
+    tr.add_argument(
+        "--lr-halving-epochs",
+        type=int,
+        default=40,
+        help="halve the learning rate every N epochs (default 40, as the paper; 0: never)",
+    )
+    tr.add_argument(
+        "--ae-epochs",
+        type=int,
+        default=None,
+        help="train the unmixing autoencoder (step I) in the first N epochs only (default: all)",
+    )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     tr.add_argument("--chunk", type=int, default=512, help="dask chunk size for reading the scenes")

@@ -17,6 +17,10 @@ Missing values (NaN or ``nodata``) are replaced by the normalisation offset (0 a
 normalisation) for the model, and the output pixels whose source pixel was missing are set back to
 missing (the mask is upsampled by nearest neighbour). Masking and filling are per element, so they
 do not depend on tiling either.
+
+Models whose outputs are not the input bands (``SRModel.out_channels``, e.g. abundance maps) go
+through the same engine: their output has ``out_channels`` channels, is not denormalised, and is
+NaN at every pixel where a band the model uses is missing (:meth:`SRModel.output_mask`).
 """
 
 from __future__ import annotations
@@ -53,11 +57,14 @@ def _fill_and_normalise(
 
 
 def _mark_missing(
-    out: np.ndarray, invalid_core: np.ndarray, scale: int, nodata: float
+    out: np.ndarray, model: SRModel, invalid_core: np.ndarray, nodata: float
 ) -> np.ndarray:
-    """Set the output pixels whose source pixel was missing to ``nodata`` (nearest upsampling)."""
-    if invalid_core.any():
-        out[invalid_core.repeat(scale, axis=-2).repeat(scale, axis=-1)] = np.float32(nodata)
+    """Set the output pixels whose source was missing to missing (nearest upsampling)."""
+    mask = model.output_mask(invalid_core)
+    if mask.any():
+        s = model.scale
+        mask = mask.repeat(s, axis=-2).repeat(s, axis=-1)
+        np.copyto(out, np.float32(model.output_nodata(nodata)), where=mask)
     return out
 
 
@@ -97,7 +104,8 @@ def upscale_block(
         nodata: the value marking missing data (NaN for none).
 
     Returns:
-        (bands, h*scale, w*scale) float32: the upscaled core of the block.
+        (channels, h*scale, w*scale) float32: the model's output on the core of the block;
+        channels are the bands, or ``model.out_channels``.
     """
     s = model.scale
     # dask already runs one task per core: torch's own intra-op threads in a worker thread would
@@ -110,7 +118,7 @@ def upscale_block(
     h, w = hp - 2 * halo, wp - 2 * halo
     th, tw = min(tile, h), min(tile, w)
     windows = [(y0, x0) for y0 in _starts(h, th) for x0 in _starts(w, tw)]
-    out = np.empty((bands, h * s, w * s), np.float32)
+    out = np.empty((model.out_channels or bands, h * s, w * s), np.float32)
     for i in range(0, len(windows), batch_size):
         chunk = windows[i : i + batch_size]
         batch = np.stack(
@@ -122,7 +130,7 @@ def upscale_block(
                 patch[:, halo * s : (halo + th) * s, halo * s : (halo + tw) * s],
                 out[:, y0 * s : (y0 + th) * s, x0 * s : (x0 + tw) * s],
             )
-    return _mark_missing(out, invalid[:, halo : halo + h, halo : halo + w], s, nodata)
+    return _mark_missing(out, model, invalid[:, halo : halo + h, halo : halo + w], nodata)
 
 
 def predict_array(
@@ -148,7 +156,7 @@ def predict_array(
     s, hl = model.scale, model.halo
     result = np.empty((out.shape[0], h * s, w * s), np.float32)
     model.denormalise_into(out[:, hl * s : (hl + h) * s, hl * s : (hl + w) * s], result)
-    return _mark_missing(result, invalid[:, hl : hl + h, hl : hl + w], s, nodata)
+    return _mark_missing(result, model, invalid[:, hl : hl + h, hl : hl + w], nodata)
 
 
 def _min_chunks(chunks: tuple[int, ...], minimum: int) -> tuple[int, ...]:
@@ -191,7 +199,8 @@ def upscale_array(
         nodata: value marking missing data besides NaN.
 
     Returns:
-        (bands, H*scale, W*scale) float32, numpy or dask like ``data``.
+        (bands, H*scale, W*scale) float32, numpy or dask like ``data`` (``model.out_channels``
+        channels instead of the bands when the model sets it).
 
     Raises:
         TilingError: ``overlap`` smaller than the model's halo, or ``tile`` smaller than the halo.
@@ -235,7 +244,7 @@ def upscale_array(
         data, depth={0: 0, 1: halo, 2: halo}, boundary={0: "none", 1: "nearest", 2: "nearest"}
     )
     out_chunks = (
-        data.chunks[0],
+        (model.out_channels,) if model.out_channels else data.chunks[0],
         tuple(c * s for c in data.chunks[1]),
         tuple(c * s for c in data.chunks[2]),
     )

@@ -9,6 +9,10 @@ engine needs, besides the network:
 * ``n_bands``: the band count it was trained on, or None for band-agnostic models (bicubic);
 * ``offset``/``gain``: the input normalisation ``(x - offset) * gain`` (scalars or one value per
   band), undone on the output.
+
+A model may also return channels that are not the input bands (abundance maps, for instance):
+``out_channels`` is then their count, the output is taken as it is (no denormalisation), and an
+output pixel is missing where any input band the model uses (``band_mask``) is missing there.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ class SRModel:
         offset: normalisation offset (scalar or one per band).
         gain: normalisation gain (scalar or one per band).
         card: free-form metadata (the model card of a checkpoint).
+        out_channels: None when the network returns the input bands (super-resolution); else
+            the number of channels it returns (e.g. abundances), which are not denormalised.
+        band_mask: bool (n_bands,): the bands the network uses (None: all). With
+            ``out_channels``, an output pixel is missing where any of these bands is missing.
     """
 
     name: str
@@ -45,6 +53,8 @@ class SRModel:
     offset: float | np.ndarray = 0.0
     gain: float | np.ndarray = 1.0
     card: dict[str, Any] = field(default_factory=dict)
+    out_channels: int | None = None
+    band_mask: np.ndarray | None = None
 
     def check_bands(self, n_bands: int) -> None:
         """Raise :class:`BandMismatchError` when ``n_bands`` is not what the model expects."""
@@ -74,8 +84,29 @@ class SRModel:
         out *= gain
         return out
 
+    def output_mask(self, invalid: np.ndarray) -> np.ndarray:
+        """The missing-output mask of a (bands, h, w) missing-input mask, on the input grid.
+
+        Band outputs: per element, (bands, h, w). Other outputs: per pixel, (1, h, w), true
+        where any band in ``band_mask`` is missing.
+        """
+        if self.out_channels is None:
+            return invalid
+        used = invalid if self.band_mask is None else invalid[np.asarray(self.band_mask, bool)]
+        return used.any(axis=0, keepdims=True)
+
+    def output_nodata(self, nodata: float) -> float:
+        """The value marking missing output: the input's ``nodata`` for bands, else NaN."""
+        return nodata if self.out_channels is None else np.nan
+
     def denormalise_into(self, y: np.ndarray, out: np.ndarray) -> None:
-        """Write the denormalised (bands, H, W) network output ``y`` into ``out`` in one pass."""
+        """Write the denormalised (bands, H, W) network output ``y`` into ``out`` in one pass.
+
+        Outputs that are not the input bands (``out_channels``) are copied as they are.
+        """
+        if self.out_channels is not None:
+            np.copyto(out, y)
+            return
         offset, gain = self._norm_params(y.shape[0])
         if self.identity_normalisation:
             np.copyto(out, y)

@@ -19,7 +19,7 @@ from ..errors import BandMismatchError, ParameterError
 from .fcls import fcls, reconstruction_rmse
 from .vca import vca
 
-METHODS = ("vca-fcls",)
+METHODS = ("vca-fcls", "autoencoder", "smile")
 
 
 def sample_pixels(
@@ -128,9 +128,15 @@ def unmix(
     method: str = "vca-fcls",
     endmembers: Any = None,
     *,
+    scale: int | None = None,
+    model: Any = None,
+    training: dict[str, Any] | None = None,
     band_dim: str = "band",
     n_samples: int = 20000,
     seed: int = 0,
+    tile: int = 256,
+    batch_size: int = 8,
+    device: str = "auto",
 ) -> xr.Dataset:
     """Linear unmixing of a hyperspectral cube into endmember spectra and abundance maps.
 
@@ -138,21 +144,42 @@ def unmix(
         cube: (band, y, x) or (y, x, band) DataArray, numpy- or dask-backed.
         n_endmembers: number of endmembers; None estimates it (HFC) or takes the count of
             ``endmembers``.
-        method: ``"vca-fcls"`` (VCA endmembers, fully constrained least-squares abundances).
+        method: ``"vca-fcls"`` (VCA endmembers, fully constrained least-squares abundances),
+            ``"autoencoder"`` (the unmixing autoencoder of UnmixingSR, trained on the scene) or
+            ``"smile"`` (SR-guided multitask unmixing: abundances on a grid ``scale`` times
+            finer than the scene's).
         endmembers: known endmember spectra, (n_endmembers, bands) array or DataArray with an
-            ``endmember`` dimension; skips VCA.
+            ``endmember`` dimension; skips VCA (``"vca-fcls"`` only).
+        scale: ``"smile"`` only: how much finer the abundance grid is (2, 3, 4, 8).
+        model: ``"autoencoder"``/``"smile"``: a trained checkpoint (path, or a trainer's
+            ``model``) to apply instead of training on the scene.
+        training: ``"autoencoder"``/``"smile"``: keyword arguments for the trainer (see
+            :func:`~xr_unmixsr.unmixing.deep.train_unmixing_model`).
         band_dim: name of the spectral dimension.
-        n_samples: pixels drawn across the scene for VCA and band screening.
-        seed: seed of that draw and of VCA.
+        n_samples: pixels drawn across the scene for VCA, band screening and estimating
+            ``n_endmembers``.
+        seed: seed of that draw, of VCA and of the training.
+        tile: ``"autoencoder"``/``"smile"``: patch size of the tiled inference.
+        batch_size: patches per network call.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
 
     Returns:
         Dataset with ``abundances`` (endmember, y, x), non-negative and summing to one, NaN where
         the input is missing; ``endmembers`` (endmember, band) with the input's band coordinates;
-        ``rmse`` (y, x), the reconstruction error per pixel; georeferenced like ``cube`` and lazy
+        ``rmse`` (y, x), the reconstruction error per pixel; georeferenced like ``cube`` (for
+        ``"smile"``, on the grid ``scale`` times finer, with the scaled transform) and lazy
         per block when ``cube`` is dask-backed.
     """
     if method not in METHODS:
         raise ParameterError(f"unknown unmixing method {method!r}: use one of {METHODS}")
+    if method != "vca-fcls" and endmembers is not None:
+        raise ParameterError(
+            f"method {method!r} learns its endmembers: drop endmembers= or use method='vca-fcls'"
+        )
+    if scale not in (None, 1) and method != "smile":
+        raise ParameterError(
+            f"scale={scale} needs method='smile' (SR-guided unmixing); {method!r} unmixes on the scene's grid"
+        )
     lay = geometry.layout(cube, band_dim)
     cube = geometry.as_canonical(cube, lay)
     n_bands = cube.sizes[lay.band_dim]
@@ -162,6 +189,20 @@ def unmix(
     pixels = sample[:, bands]
     pixels = pixels[~np.isnan(pixels).any(axis=1)]
     geometry.require_valid(len(pixels))
+    if method != "vca-fcls":
+        return _unmix_deep(
+            cube,
+            data,
+            lay,
+            method,
+            n_endmembers=n_endmembers,
+            pixels=pixels,
+            scale=scale,
+            model=model,
+            training=training,
+            seed=seed,
+            engine={"tile": tile, "batch_size": batch_size, "device": device},
+        )
 
     names: list[str] | None = None
     if endmembers is not None:
@@ -172,11 +213,7 @@ def unmix(
             )
         em = full[:, bands]
     else:
-        p = estimate_n_endmembers(pixels) if n_endmembers is None else int(n_endmembers)
-        if not 2 <= p <= int(bands.sum()):
-            raise ParameterError(
-                f"n_endmembers={p} is out of range: it must be between 2 and the number of valid bands ({int(bands.sum())})"
-            )
+        p = _n_endmembers(n_endmembers, pixels)
         em = robust_vca(pixels, p, seed=seed)
         full = np.full((p, n_bands), np.nan)
         full[:, bands] = em
@@ -196,13 +233,98 @@ def unmix(
         )
     else:
         stacked = _unmix_block(data, **kwargs)
+    ds = _unmixing_dataset(stacked, full, cube, lay, names)
+    ds.attrs.update(method=method, n_endmembers=p, seed=seed, n_samples=len(pixels))
+    return ds
+
+
+def _n_endmembers(n_endmembers: int | None, pixels: np.ndarray) -> int:
+    p = estimate_n_endmembers(pixels) if n_endmembers is None else int(n_endmembers)
+    if not 2 <= p <= pixels.shape[1]:
+        raise ParameterError(
+            f"n_endmembers={p} is out of range: it must be between 2 and the number of valid bands ({pixels.shape[1]})"
+        )
+    return p
+
+
+def _unmix_deep(
+    cube: xr.DataArray,
+    data: np.ndarray | da.Array,
+    lay: geometry.RasterLayout,
+    method: str,
+    *,
+    n_endmembers: int | None,
+    pixels: np.ndarray,
+    scale: int | None,
+    model: Any,
+    training: dict[str, Any] | None,
+    seed: int,
+    engine: dict[str, Any],
+) -> xr.Dataset:
+    """``unmix`` with the autoencoder or SMILE, trained on the scene or given as ``model``."""
+    from ..engine.tiling import upscale_array
+    from ..models import SMILE, SUPPORTED_SCALES
+    from .deep import abundance_model, endmembers_of, train_unmixing_model
+
+    n_bands = cube.sizes[lay.band_dim]
+    if model is not None:
+        am = abundance_model(model)
+        am.check_bands(n_bands)
+        is_smile = isinstance(am.network.network, SMILE)
+        if is_smile != (method == "smile"):
+            raise ParameterError(
+                f"model {am.name!r} is {'a SMILE' if is_smile else 'an autoencoder'} checkpoint, not a {method!r} one"
+            )
+        if scale is not None and scale != am.scale:
+            raise ParameterError(
+                f"model {am.name!r} unmixes on a grid {am.scale} times finer, not {scale}: drop scale= or give a x{scale} model"
+            )
+        if n_endmembers is not None and n_endmembers != am.out_channels - 1:
+            raise ParameterError(
+                f"model {am.name!r} has {am.out_channels - 1} endmembers, not {n_endmembers}: drop n_endmembers="
+            )
+    else:
+        if method == "smile" and scale not in SUPPORTED_SCALES:
+            raise ParameterError(
+                f"method='smile' needs scale= one of {SUPPORTED_SCALES} (the abundance grid is that much finer), got {scale}"
+            )
+        am = train_unmixing_model(
+            cube,
+            method,
+            _n_endmembers(n_endmembers, pixels),
+            scale=scale or 1,
+            band_dim=lay.band_dim,
+            seed=seed,
+            device=engine["device"],
+            training=training,
+        )
+    stacked = upscale_array(data, am, nodata=lay.nodata, **engine)
+    p = am.out_channels - 1
+    ds = _unmixing_dataset(
+        stacked, endmembers_of(am), cube, lay, [f"em{i + 1}" for i in range(p)], scale=am.scale
+    )
+    ds.attrs.update(method=method, n_endmembers=p, seed=seed, scale=am.scale, model=am.name)
+    return ds
+
+
+def _unmixing_dataset(
+    stacked: np.ndarray | da.Array,
+    endmembers: np.ndarray,
+    cube: xr.DataArray,
+    lay: geometry.RasterLayout,
+    names: list[str],
+    *,
+    scale: int = 1,
+) -> xr.Dataset:
+    """The ``unmix`` Dataset of (p + 1, H, W) abundances + RMSE and (p, bands) endmembers."""
+    p = len(names)
     leading = ("endmember", np.asarray(names, dtype=object))
     abundances = geometry.georeference(
-        stacked[:p], cube, lay, leading=leading, name="abundances", nodata=np.nan
+        stacked[:p], cube, lay, scale=scale, leading=leading, name="abundances", nodata=np.nan
     )
-    rmse = geometry.georeference(stacked[p], cube, lay, name="rmse", nodata=np.nan)
+    rmse = geometry.georeference(stacked[p], cube, lay, scale=scale, name="rmse", nodata=np.nan)
     em_da = xr.DataArray(
-        full.astype(np.float32),
+        endmembers.astype(np.float32),
         dims=("endmember", lay.band_dim),
         coords={
             "endmember": np.asarray(names, dtype=object),
@@ -210,6 +332,4 @@ def unmix(
         },
         name="endmembers",
     )
-    ds = xr.Dataset({"abundances": abundances, "endmembers": em_da, "rmse": rmse})
-    ds.attrs.update(method=method, n_endmembers=p, seed=seed, n_samples=len(pixels))
-    return ds
+    return xr.Dataset({"abundances": abundances, "endmembers": em_da, "rmse": rmse})
