@@ -125,6 +125,29 @@ def test_upscale_nodata_pixel_and_masked_input() -> None:
     assert np.isnan(out.values).sum() == BANDS * 4
 
 
+def test_degrade_leaves_missing_values_out() -> None:
+    """A band missing everywhere stays exactly nodata after degradation and does not change
+    the other bands; a missing HR pixel makes its LR pixel missing, and only that one."""
+    cube = _cube(nodata=-32768.0).isel(y=slice(0, 10), x=slice(0, 8))
+    clean = xr_unmixsr.degrade(cube, 2).values
+    holed = cube.copy()
+    holed[2] = -32768.0
+    holed[4, 5, 3] = -32768.0
+    low = xr_unmixsr.degrade(holed, 2)
+    assert low.rio.nodata == -32768.0
+    values = low.values
+    assert (values[2] == -32768.0).all()
+    expected_missing = np.zeros(values.shape, bool)
+    expected_missing[2] = True
+    expected_missing[4, 2, 1] = True
+    np.testing.assert_array_equal(values == -32768.0, expected_missing)
+    others = [0, 1, 3, 5]
+    np.testing.assert_allclose(values[others], clean[others], rtol=1e-5)
+    # band 4: the LR values near the hole are renormalised, not pulled towards 0
+    ok = ~expected_missing[4]
+    np.testing.assert_allclose(values[4][ok], clean[4][ok], rtol=0.05)
+
+
 def test_upscale_custom_band_dim() -> None:
     cube = _cube().rename(band="wl")
     out = cube.unmixsr.upscale(2, band_dim="wl")

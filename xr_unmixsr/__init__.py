@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 from . import accessor as _accessor  # noqa: E402,F401  (registers the accessor)
 from .io import open_raster, write_raster  # noqa: E402
-from .sr import upscale  # noqa: E402
+from .sr import degrade, upscale  # noqa: E402
 from .unmixing.scene import unmix  # noqa: E402
 
-__all__ = ["__version__", "open_raster", "unmix", "upscale", "write_raster"]
+__all__ = ["__version__", "degrade", "open_raster", "unmix", "upscale", "write_raster"]

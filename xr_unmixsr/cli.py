@@ -75,11 +75,7 @@ def _cmd_unmix(args: argparse.Namespace) -> None:
     from .unmixing.scene import unmix
 
     cube = open_raster(args.input, chunks=_chunks(args))
-    training = {
-        k: v
-        for k, v in (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch))
-        if v is not None
-    }
+    training = _training_options(args)
     res = unmix(
         cube,
         args.n_endmembers,
@@ -123,6 +119,69 @@ def _cmd_train(args: argparse.Namespace) -> None:
     print(
         f"wrote {result.checkpoint}: {len(result.history)} epochs, final losses {result.final_losses}"
     )
+
+
+def _labelled(specs: Sequence[str]) -> dict[str, str]:
+    """``label=model`` or ``model`` (labelled by its file stem) -> {label: model}."""
+    out = {}
+    for spec in specs:
+        label, sep, model = spec.partition("=")
+        out[label if sep else Path(spec).with_suffix("").name] = model if sep else spec
+    return out
+
+
+def _training_options(args: argparse.Namespace) -> dict[str, int]:
+    pairs = (("epochs", args.epochs), ("steps_per_epoch", args.steps_per_epoch))
+    return {k: v for k, v in pairs if v is not None}
+
+
+def _report(rows: list[dict], columns: list[str], args: argparse.Namespace) -> None:
+    from .evaluation.evaluate import markdown_table
+
+    print(markdown_table(rows, columns))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    import warnings
+
+    from .errors import MissingCRSWarning
+    from .evaluation import datasets
+
+    # the unmixing and SR benchmarks are not georeferenced, and need not be
+    warnings.simplefilter("ignore", MissingCRSWarning)
+    from .evaluation.evaluate import evaluate_sr, evaluate_sr_unmixing, evaluate_unmixing
+
+    if args.task == "sr":
+        if args.scene in datasets.SR_SPLITS:
+            bench = datasets.load_sr_split(args.scene, "test", args.data_dir)
+        else:
+            from .io import open_raster
+
+            bench = datasets.Benchmark(args.scene, open_raster(args.scene), args.data_scale)
+        models = {"bicubic": "bicubic", **_labelled(args.model or [])}
+        rows = evaluate_sr(
+            bench.cube, args.scale, models, data_scale=bench.data_scale, device=args.device
+        )
+        _report(rows, ["model", "psnr", "ssim", "sam", "ergas", "seconds"], args)
+        return
+    bench = datasets.load_benchmark(args.scene, args.data_dir)
+    training = _training_options(args)
+    if args.task == "unmix":
+        rows = evaluate_unmixing(
+            bench,
+            args.method or ["vca-fcls", "autoencoder", "smile"],
+            scale=args.scale or 2,
+            training=training,
+            seed=args.seed,
+            device=args.device,
+        )
+    else:
+        rows = evaluate_sr_unmixing(
+            bench, args.scale or 4, training=training, seed=args.seed, device=args.device
+        )
+    _report(rows, ["method", "sad", "rmse", "seconds"], args)
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
@@ -262,6 +321,57 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser(
+        "evaluate", help="score SR models and unmixing methods on scenes with ground truth"
+    )
+    ev_sub = ev.add_subparsers(dest="task", required=True)
+    ev_sr = ev_sub.add_parser(
+        "sr", help="degrade a held-out HR scene, upscale it back, print PSNR/SSIM/SAM/ERGAS"
+    )
+    ev_sr.add_argument(
+        "scene", help="a benchmark (enmap, indian-pines, urban: its test part) or a raster path"
+    )
+    ev_sr.add_argument("--scale", type=int, required=True)
+    ev_sr.add_argument(
+        "--model",
+        action="append",
+        help="a model to score besides bicubic, as NAME or LABEL=NAME (repeatable)",
+    )
+    ev_sr.add_argument(
+        "--data-scale",
+        type=float,
+        default=1.0,
+        help="a raster scene's value of reflectance 1 (e.g. 10000)",
+    )
+    ev_un = ev_sub.add_parser(
+        "unmix", help="unmix a scene with true endmembers/abundances, print SAD and RMSE"
+    )
+    ev_un.add_argument("scene", help="jasper, samson or urban")
+    ev_un.add_argument(
+        "--method",
+        action="append",
+        help="vca-fcls, autoencoder, smile (repeatable; default all three)",
+    )
+    ev_sm = ev_sub.add_parser(
+        "sr-unmix",
+        help="SR-guided unmixing (SMILE) vs bicubic-upsampled LR abundances on a degraded scene",
+    )
+    ev_sm.add_argument("scene", help="a scene with true abundances: urban, jasper or samson")
+    for p in (ev_un, ev_sm):
+        p.add_argument(
+            "--scale", type=int, default=None, help="smile's factor (unmix: 2, sr-unmix: 4)"
+        )
+        p.add_argument("--epochs", type=int, default=None, help="training epochs (default 20)")
+        p.add_argument("--steps-per-epoch", type=int, default=None, help="default 50")
+        p.add_argument("--seed", type=int, default=0)
+    for p in (ev_sr, ev_un, ev_sm):
+        p.add_argument(
+            "--data-dir", default=None, help="benchmark folder (default: $XR_UNMIXSR_DATA)"
+        )
+        p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+        p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+        p.set_defaults(func=_cmd_evaluate)
 
     info = sub.add_parser("info", help="describe a raster")
     info.add_argument("input")

@@ -73,6 +73,10 @@ def degrade(cube: xr.DataArray, scale: int, *, band_dim: str = "band") -> xr.Dat
     with pixels ``scale`` times larger (rows/columns beyond a multiple of ``scale`` are cropped),
     and is what ``upscale`` is evaluated against and trained from. Computed in memory.
 
+    Missing values (NaN or the cube's nodata) take no part: an LR value is missing (the cube's
+    nodata) where any HR value of its ``scale x scale`` footprint is, and the other LR values
+    are normalised by the kernel weight of the valid HR values around them.
+
     Returns:
         (band, y // scale, x // scale) float32 DataArray with the coarser transform.
     """
@@ -80,9 +84,18 @@ def degrade(cube: xr.DataArray, scale: int, *, band_dim: str = "band") -> xr.Dat
     cube = geometry.as_canonical(cube, lay)
     h, w = (cube.sizes[lay.y_dim] // scale) * scale, (cube.sizes[lay.x_dim] // scale) * scale
     cube = cube.isel({lay.y_dim: slice(0, h), lay.x_dim: slice(0, w)})
-    x = torch.from_numpy(np.asarray(cube.values, dtype=np.float32))[None]
+    values = np.asarray(cube.values, dtype=np.float32)
+    invalid = geometry.mask_invalid(values, lay.nodata)
     with torch.inference_mode():
-        low = bicubic_resize(x, 1.0 / scale)[0].numpy()
+        if not invalid.any():
+            low = bicubic_resize(torch.from_numpy(values)[None], 1.0 / scale)[0].numpy()
+        else:
+            valid = torch.from_numpy((~invalid).astype(np.float32))[None]
+            filled = torch.from_numpy(np.where(invalid, np.float32(0), values))[None]
+            weight = bicubic_resize(valid, 1.0 / scale)[0]
+            low = (bicubic_resize(filled, 1.0 / scale)[0] / weight.clamp_min(1e-6)).numpy()
+            missing = torch.nn.functional.max_pool2d(1.0 - valid, scale)[0].numpy() > 0
+            low[missing] = np.float32(lay.nodata)
     return geometry.georeference(
         low, cube, geometry.layout(cube, band_dim, warn_crs=False), scale=1.0 / scale
     )
