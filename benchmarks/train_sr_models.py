@@ -28,19 +28,36 @@ def main() -> None:
     parser.add_argument("--scene", choices=sorted(SR_SPLITS), required=True)
     parser.add_argument("--scale", type=int, required=True)
     parser.add_argument("--architecture", choices=ARCHITECTURES, default="unmixingsr")
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        choices=sorted(SR_SPLITS),
+        help="add the training part of another scene with the same band count (rescaled to "
+        "the scene's units)",
+    )
+    parser.add_argument("--features", type=int, default=32)
+    parser.add_argument("--n-grams", type=int, default=4)
+    parser.add_argument("--tag", default="", help="suffix of the output name")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--steps-per-epoch", type=int, default=50)
     parser.add_argument("--data-dir", default=str(Path(__file__).parents[2] / "shared" / "data"))
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cube = load_sr_split(args.scene, "train", args.data_dir).cube
-    out = WORK / f"{args.scene}-{args.architecture}-x{args.scale}.safetensors"
+    main_part = load_sr_split(args.scene, "train", args.data_dir)
+    cubes = [main_part.cube]
+    for name in args.extra:
+        extra = load_sr_split(name, "train", args.data_dir)
+        cubes.append((extra.cube * (main_part.data_scale / extra.data_scale)).astype("float32"))
+    out = WORK / f"{args.scene}-{args.architecture}-x{args.scale}{args.tag}.safetensors"
     third = max(1, args.epochs // 3)
     result = train_sr(
-        cube,
+        cubes,
         args.scale,
         architecture=args.architecture,
+        features=args.features,
+        n_grams=args.n_grams,
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
         ae_epochs=third,

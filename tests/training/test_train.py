@@ -119,6 +119,9 @@ def test_checkpoint_upscales_with_geometry(scene: xr.DataArray, tmp_path: Path) 
     assert training["command"] == "pytest" and training["device"] == "cpu"
     assert training["epochs"] == 1 and len(training["seconds_per_epoch"]) == 1
     assert set(training["final_losses"]) == {"unmixing", "sr", "abun"}
+    assert training["hardware"]["cpu_cores"] >= 1 and training["hardware"]["gpu"] is None
+    np.testing.assert_allclose(card["wavelength"], scene["wavelength"].values)
+    np.testing.assert_allclose(card["fwhm"], scene["fwhm"].values)
     out = xr_unmixsr.upscale(scene, 2, model=res.checkpoint, tile=16, device="cpu")
     assert out.shape == (24, 96, 96)
     assert out.rio.crs == scene.rio.crs

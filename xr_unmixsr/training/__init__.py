@@ -10,7 +10,15 @@ Each trainer returns a :class:`TrainResult`; with ``checkpoint=`` it writes a ch
 """
 
 from .patches import DEGRADATIONS, NORMALISATIONS, PatchSampler, gaussian_degrade
-from .train import ARCHITECTURES, TrainResult, train_autoencoder, train_smile, train_sr
+from .train import (
+    ARCHITECTURES,
+    TrainResult,
+    band_coordinates,
+    hardware,
+    train_autoencoder,
+    train_smile,
+    train_sr,
+)
 
 __all__ = [
     "ARCHITECTURES",
@@ -18,7 +26,9 @@ __all__ = [
     "NORMALISATIONS",
     "PatchSampler",
     "TrainResult",
+    "band_coordinates",
     "gaussian_degrade",
+    "hardware",
     "train_autoencoder",
     "train_smile",
     "train_sr",

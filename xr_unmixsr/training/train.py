@@ -73,7 +73,15 @@ from ..models.unmixingsr import abundance_loss
 from ..unmixing.scene import robust_vca
 from .patches import PatchSampler, _as_list
 
-__all__ = ["ARCHITECTURES", "TrainResult", "train_autoencoder", "train_smile", "train_sr"]
+__all__ = [
+    "ARCHITECTURES",
+    "TrainResult",
+    "band_coordinates",
+    "hardware",
+    "train_autoencoder",
+    "train_smile",
+    "train_sr",
+]
 
 #: the ``architecture`` values of :func:`train_sr`.
 ARCHITECTURES = ("unmixingsr", "unmixingsr-nomam", "convsr", "convsr-aux")
@@ -318,6 +326,15 @@ def _postfix(bar: Any, meter: _Meter, step: int) -> None:
         bar.set_postfix({k: f"{v:.4g}" for k, v in meter.means().items()})
 
 
+def band_coordinates(cube: xr.DataArray) -> dict[str, list[float]]:
+    """The ``wavelength`` and ``fwhm`` band coordinates of ``cube`` (those it has), as lists."""
+    return {
+        name: [float(v) for v in np.asarray(cube[name].values)]
+        for name in ("wavelength", "fwhm")
+        if name in cube.coords and cube[name].ndim == 1
+    }
+
+
 def _data_paths(cubes: Sequence[xr.DataArray]) -> list[str | None]:
     return [c.encoding.get("source") for c in cubes]
 
@@ -413,8 +430,36 @@ def _finish(
     )
     path = None
     if checkpoint is not None:
-        path = save_checkpoint(model, checkpoint, config=config, training=_jsonable(training))
+        path = save_checkpoint(
+            model,
+            checkpoint,
+            config=config,
+            training=_jsonable(training),
+            **band_coordinates(sampler.cubes[0]),
+        )
     return model, path
+
+
+def hardware(device: str | torch.device = "cpu") -> dict[str, Any]:
+    """What the training ran on, for model cards: CPU model and cores, torch threads, GPU name."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu
+            )
+    except OSError:
+        pass
+    dev = torch.device(device)
+    return {
+        "cpu": cpu,
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        "torch": torch.__version__,
+    }
 
 
 def _training_card(
@@ -434,6 +479,7 @@ def _training_card(
         "epochs": len(history),
         "seconds_per_epoch": seconds,
         "device": str(device),
+        "hardware": hardware(device),
         "final_losses": {
             k: v for k, v in (history[-1] if history else {}).items() if k not in ("epoch", "lr")
         },
