@@ -167,7 +167,9 @@ def _enmap(root: Path, part: str) -> Benchmark:
         cube = cube.rio.write_crs(tiles[(64, 0)].rio.crs).rio.write_nodata(
             tiles[(64, 0)].rio.nodata
         )
-    return Benchmark(f"enmap-{part}", cube.astype(np.float32), data_scale=10000.0)
+    out = cube.astype(np.float32)
+    out.encoding = dict(cube.encoding)  # keeps the source path (training cards name their data)
+    return Benchmark(f"enmap-{part}", out, data_scale=10000.0)
 
 
 def load_benchmark(name: str, root: str | os.PathLike[str] | None = None) -> Benchmark:

@@ -74,8 +74,15 @@ def model_dirs() -> list[Path]:
 
 
 def available_models() -> list[str]:
-    """Names accepted by :func:`get_model`: ``bicubic`` and every shipped checkpoint."""
-    names = {p.stem for d in model_dirs() if d.is_dir() for p in d.glob("*.safetensors")}
+    """Names accepted by :func:`get_model`: ``bicubic`` and every shipped checkpoint (not the
+    ``*.train.safetensors`` training states that trainers keep beside a checkpoint)."""
+    names = {
+        p.stem
+        for d in model_dirs()
+        if d.is_dir()
+        for p in d.glob("*.safetensors")
+        if not p.name.endswith(".train.safetensors")
+    }
     return ["bicubic", *sorted(names)]
 
 
