@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -19,7 +21,13 @@ from xr_unmixsr.errors import (
     RasterIOError,
     UnmixSRError,
 )
-from xr_unmixsr.io import describe, open_raster, write_raster
+from xr_unmixsr.io import (
+    ProgressCallback,
+    describe,
+    open_raster,
+    read_endmembers,
+    write_raster,
+)
 
 CRS = "EPSG:32633"
 X0, Y0, RES = 366975.0, 5808045.0, 30.0
@@ -286,6 +294,101 @@ def test_failed_computation_leaves_no_file(tmp_path: Path, suffix: str) -> None:
     with pytest.raises(RuntimeError, match="simulated failure"):
         write_raster(_failing_cube(), tmp_path / f"out{suffix}")
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_on_progress_reports_every_task(tmp_path: Path) -> None:
+    calls: list[tuple[int, int]] = []
+    write_raster(_cube(), tmp_path / "out.tif", on_progress=lambda d, t: calls.append((d, t)))
+    dones = [d for d, _ in calls]
+    assert dones == list(range(1, len(calls) + 1))
+    assert len({t for _, t in calls}) == 1 and calls[-1][0] == calls[-1][1] > 9  # 9 blocks
+
+
+class _Cancelled(Exception):
+    pass
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".zarr"])
+def test_exception_from_on_progress_cancels_and_leaves_no_file(tmp_path: Path, suffix: str) -> None:
+    calls: list[int] = []
+
+    def cancel_at_third(done: int, total: int) -> None:
+        calls.append(done)
+        if done == 3:
+            raise _Cancelled
+
+    with pytest.raises(_Cancelled):
+        write_raster(_cube(), tmp_path / f"out{suffix}", on_progress=cancel_at_third)
+    assert calls == [1, 2, 3]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancelled_write_returns_when_its_tasks_have_stopped(tmp_path: Path) -> None:
+    """No task of a cancelled write runs on (writing into a removed temporary file, or while
+    the program exits): the write waits for the running ones and drops the queued ones."""
+    finished: list[float] = []
+
+    def slow(block: np.ndarray) -> np.ndarray:
+        time.sleep(0.05)
+        finished.append(time.monotonic())
+        return block
+
+    data = da.from_array(_values(), chunks=(BANDS, 8, 8)).map_blocks(slow, dtype=np.float32)
+
+    def cancel(done: int, total: int) -> None:
+        if finished:
+            raise _Cancelled
+
+    with dask.config.set(num_workers=4), pytest.raises(_Cancelled):
+        write_raster(_cube(data), tmp_path / "out.tif", on_progress=cancel)
+    returned = time.monotonic()
+    n_finished = len(finished)
+    time.sleep(0.3)
+    assert len(finished) == n_finished < 25  # nothing ran after the return, 25 blocks in all
+    assert max(finished) <= returned
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_callback_as_context_manager() -> None:
+    calls: list[tuple[int, int]] = []
+    with ProgressCallback(lambda d, t: calls.append((d, t))):
+        _cube().sum().compute()
+    assert calls and calls[-1][0] == calls[-1][1]
+    calls.clear()
+    _cube().sum().compute()  # outside the block: no report
+    assert calls == []
+
+
+def test_read_endmembers_csv(tmp_path: Path) -> None:
+    path = tmp_path / "em.csv"
+    path.write_text("band,soil,water\n1,0.5,0.1\n2,,0.2\n3,0.7,0.3\n")
+    em = read_endmembers(path)
+    assert em.dims == ("endmember", "band")
+    assert list(em["endmember"].values) == ["soil", "water"]
+    np.testing.assert_array_equal(em.values, [[0.5, np.nan, 0.7], [0.1, 0.2, 0.3]])
+
+
+def test_read_endmembers_raster_skips_empty_pixels(tmp_path: Path) -> None:
+    values = np.arange(BANDS * 3, dtype=np.float32).reshape(BANDS, 1, 3)
+    values[:, 0, 1] = NODATA  # an empty library slot
+    values[2, 0, 2] = NODATA  # one missing band
+    lib = xr.DataArray(values, dims=("band", "y", "x")).rio.write_nodata(NODATA)
+    lib = lib.rio.write_crs(CRS).rio.write_transform(TRANSFORM)
+    lib.rio.to_raster(tmp_path / "lib.tif")
+    em = read_endmembers(tmp_path / "lib.tif")
+    assert list(em["endmember"].values) == ["em1", "em2"]
+    expected = values[:, 0, [0, 2]].T.astype(np.float64)
+    expected[1, 2] = np.nan
+    np.testing.assert_array_equal(em.values, expected)
+
+
+@pytest.mark.parametrize("content", [None, "band,a\n1,x\n"])
+def test_read_endmembers_errors(tmp_path: Path, content: str | None) -> None:
+    path = tmp_path / "em.csv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(RasterIOError):
+        read_endmembers(path)
 
 
 @pytest.mark.parametrize("suffix", [".tif", ".zarr"])

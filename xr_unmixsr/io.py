@@ -13,7 +13,8 @@ import shutil
 import threading
 import uuid
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -175,11 +176,62 @@ class TqdmCallback(Callback):
         self.bar.close()
 
 
+class ProgressCallback(Callback):
+    """A dask callback that calls ``on_progress(done, total)`` after every finished task.
+
+    Use it around any computation (``with ProgressCallback(report): write_raster(...)``) or
+    through ``on_progress=`` of :func:`store_rasters` and :func:`write_raster`. ``done`` and
+    ``total`` count the tasks of the current ``dask.compute`` call (a computation that computes
+    twice starts again from 0). An exception raised by ``on_progress`` stops the computation and
+    propagates to the caller; a write then removes its temporary output (:func:`atomic_outputs`),
+    which is how a GUI cancels a run.
+    """
+
+    def __init__(self, on_progress: Callable[[int, int], None]) -> None:
+        super().__init__()
+        self.on_progress, self.done, self.total = on_progress, 0, 0
+
+    def _start_state(self, dsk: Any, state: dict[str, Any]) -> None:
+        self.done = 0
+        self.total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        self.done += 1
+        self.on_progress(self.done, self.total)
+
+
+def _nodata(da: xr.DataArray) -> float:
+    """``da``'s nodata value as a float (NaN when it has none)."""
+    nodata = da.rio.nodata
+    return np.nan if nodata is None else float(nodata)
+
+
+@contextlib.contextmanager
+def _own_thread_pool() -> Iterator[dict[str, Any]]:
+    """``dask.compute`` keyword arguments that run the threaded scheduler's tasks on a pool of
+    their own; on leaving the block (on an error or a cancel too) the tasks still running are
+    waited for and the queued ones dropped.
+
+    dask's shared pool would otherwise go on running tasks of a failed or cancelled write after
+    it returned: writing into the temporary output that :func:`atomic_outputs` removed, or
+    still running when the program exits (which crashes ``qgis_process``). Yields no argument
+    (dask decides) when another scheduler (distributed, synchronous...) or pool is configured.
+    """
+    if dask.config.get("scheduler", None) not in (None, "threads", "threading") or (
+        dask.config.get("pool", None) is not None
+    ):
+        yield {}
+        return
+    pool = ThreadPoolExecutor(dask.config.get("num_workers", None) or dask.system.CPU_COUNT)
+    try:
+        yield {"pool": pool}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _any_valid(da: xr.DataArray) -> Any:
     """A lazy (or eager) boolean: does ``da`` hold any value that is not nodata/NaN?"""
-    nodata = da.rio.nodata
-    nodata = np.nan if nodata is None else float(nodata)
-    return (~mask_invalid(da.data, nodata)).any()
+    return (~mask_invalid(da.data, _nodata(da))).any()
 
 
 def _write_band_metadata(path: Path, da: xr.DataArray) -> None:
@@ -256,10 +308,12 @@ def store_rasters(
     blocksize: int = 256,
     progress: bool = False,
     require_valid: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Write DataArrays to the given paths (format by suffix) in one blockwise pass.
 
-    Not atomic by itself: :func:`write_rasters` wraps it in :func:`atomic_outputs`.
+    Not atomic by itself: :func:`write_rasters` wraps it in :func:`atomic_outputs`. It returns
+    or raises only when none of its tasks runs any more (see :func:`_own_thread_pool`).
 
     Args:
         items: (array, path) pairs; the format comes from each path's suffix.
@@ -268,6 +322,8 @@ def store_rasters(
         blocksize: GeoTIFF tile size.
         progress: show a progress bar.
         require_valid: raise :class:`InvalidDataError` when the first array holds no valid value.
+        on_progress: called as ``on_progress(done, total)`` after every finished dask task (see
+            :class:`ProgressCallback`); an exception it raises cancels the write.
     """
     fmts = [output_format(p) for _, p in items]
     stores = [
@@ -277,8 +333,14 @@ def store_rasters(
     check = _any_valid(items[0][0]) if require_valid else True
     # GDAL caches written tiles up to 5 % of RAM by default, so that memory would grow with the
     # scene; chunks are tile-aligned (_tile_aligned), so a small cache costs nothing
-    with rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES), TqdmCallback("writing", enabled=progress):
-        _, valid = dask.compute([s for s in stores if s is not None], check)
+    reporting = ProgressCallback(on_progress) if on_progress else contextlib.nullcontext()
+    with (
+        rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES),
+        _own_thread_pool() as pool,
+        TqdmCallback("writing", enabled=progress),
+        reporting,
+    ):
+        _, valid = dask.compute([s for s in stores if s is not None], check, **pool)
     if not valid:
         raise InvalidDataError(
             "the result holds no valid pixel (the input is all nodata/NaN): check the input's "
@@ -326,6 +388,47 @@ def write_rasters(
 def write_raster(da: xr.DataArray, path: str | os.PathLike[str], **kwargs: Any) -> Path:
     """Write one DataArray to GeoTIFF or Zarr; see :func:`write_rasters` for the options."""
     return write_rasters([(da, path)], **kwargs)[0]
+
+
+def read_endmembers(path: str | os.PathLike[str]) -> xr.DataArray:
+    """Read known endmember spectra for ``unmix(endmembers=...)``, as (endmember, band).
+
+    Two forms are read:
+
+    * ``.csv``: the endmember table that ``xr-unmixsr unmix`` writes (``*_endmembers.csv``): one
+      row per band, the band label in the first column and one column per endmember, named in
+      the header; an empty cell is a band the endmember has no value for (NaN).
+    * any raster :func:`open_raster` reads: a spectral library image with the scene's bands,
+      each pixel one endmember spectrum (row by row), e.g. an n x 1 GeoTIFF; nodata values
+      become NaN and pixels without any valid value are skipped. Endmembers are named ``em1``, ``em2``...
+
+    Raises:
+        RasterIOError: the file does not exist or cannot be read.
+        InvalidDataError: it holds no endmember spectrum.
+    """
+    p = Path(path)
+    if p.suffix.lower() == ".csv":
+        import pandas as pd
+
+        if not p.exists():
+            raise RasterIOError(f"endmember file {p} does not exist: check the path")
+        try:
+            table = pd.read_csv(p, index_col=0)
+            spectra = table.to_numpy(dtype=np.float64).T
+        except Exception as exc:
+            raise RasterIOError(
+                f"cannot read {p} as an endmember table ({exc}): give a CSV with one row per band and one numeric column per endmember"
+            ) from exc
+        names = [str(c) for c in table.columns]
+    else:
+        lib = open_raster(p)
+        spectra = lib.values.reshape(lib.shape[0], -1).T.astype(np.float64)
+        invalid = mask_invalid(spectra, _nodata(lib))
+        spectra = np.where(invalid, np.nan, spectra)[~invalid.all(axis=1)]
+        names = [f"em{i + 1}" for i in range(len(spectra))]
+    if spectra.size == 0:
+        raise InvalidDataError(f"{p} holds no endmember spectrum")
+    return xr.DataArray(spectra, dims=("endmember", "band"), coords={"endmember": names})
 
 
 def describe(path: str | os.PathLike[str]) -> dict[str, Any]:

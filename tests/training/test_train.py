@@ -109,6 +109,41 @@ def test_resume_with_other_settings_raises(scene: xr.DataArray, tmp_path: Path) 
     assert len(fresh.history) == 1
 
 
+def test_on_progress_counts_steps_and_can_stop_training(
+    scene: xr.DataArray, tmp_path: Path
+) -> None:
+    kw = {**TINY, "steps_per_epoch": 2, "architecture": "unmixingsr", "ae_epochs": 1}
+    calls: list[tuple[int, int]] = []
+    train_sr(scene, 2, epochs=2, seed=0, on_progress=lambda d, t: calls.append((d, t)), **kw)
+    # epoch 1: 2 step-I + 2 step-II steps, epoch 2: 2 step-II steps
+    assert calls == [(d, 6) for d in range(1, 7)]
+
+    class Stop(Exception):
+        pass
+
+    def stop_in_epoch_2(done: int, total: int) -> None:
+        if done == 5:
+            raise Stop
+
+    ckpt = tmp_path / "run"
+    with pytest.raises(Stop):
+        train_sr(scene, 2, epochs=2, seed=0, checkpoint=ckpt, on_progress=stop_in_epoch_2, **kw)
+    assert not (tmp_path / "run.safetensors").exists()  # no final model
+    assert json.loads((tmp_path / "run.train.json").read_text())["epoch"] == 1  # resumable
+
+
+@pytest.mark.parametrize("trainer", ["autoencoder", "smile"])
+def test_on_progress_of_the_unmixing_trainers(scene: xr.DataArray, trainer: str) -> None:
+    calls: list[tuple[int, int]] = []
+    kw = {k: TINY[k] for k in ("patch", "batch_size", "device", "progress")}
+    kw.update(epochs=2, steps_per_epoch=2, on_progress=lambda d, t: calls.append((d, t)))
+    if trainer == "autoencoder":
+        train_autoencoder(scene, 3, features=8, n_grams=1, **kw)
+    else:
+        train_smile(scene, 2, 3, features=8, n_grams=1, **kw)
+    assert calls == [(d, 4) for d in range(1, 5)]
+
+
 def test_checkpoint_upscales_with_geometry(scene: xr.DataArray, tmp_path: Path) -> None:
     ckpt = tmp_path / "unmixingsr_x2"
     res = train_sr(scene, 2, epochs=1, seed=0, checkpoint=ckpt, info={"command": "pytest"}, **TINY)

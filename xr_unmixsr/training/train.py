@@ -32,6 +32,9 @@ All trainers share one loop (:func:`_fit`):
   count). The final model goes to ``<stem>.safetensors`` + ``<stem>.json`` by
   :func:`~xr_unmixsr.models.save_checkpoint`, loadable by ``xr_unmixsr.upscale(..., model=path)``;
   the training state is kept, so a later call with more ``epochs`` continues the run.
+* **Progress and stopping**: ``on_progress(done, total)`` is called after every optimiser step
+  (steps of the epochs run in this call); an exception it raises stops training, keeping the
+  state of the finished epochs (how the QGIS plugin cancels a run).
 * **Determinism**: networks are built under ``torch.manual_seed(seed)`` (the global torch RNG is
   restored afterwards) and the draws come from the sampler's seeded generator, so the same seed
   gives the same weights on CPU.
@@ -257,6 +260,7 @@ def _fit(
     progress: bool,
     desc: str,
     device: torch.device,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[dict[str, float]], list[float]]:
     """Run epochs ``[start, epochs)``, saving the state after each; returns history and times."""
     history: list[dict[str, float]] = []
@@ -280,6 +284,8 @@ def _fit(
         history = list(meta["history"])
         seconds = list(meta["seconds_per_epoch"])
         sampler.rng_state = meta["sampler_rng"]
+    total = sum(steps_in_epoch(e) for e in range(start, epochs))
+    done = 0
     for epoch in range(start, epochs):
         lr_now = lr * 0.5 ** (epoch // lr_halving_epochs) if lr_halving_epochs else lr
         for opt in optimisers.values():
@@ -288,13 +294,17 @@ def _fit(
         for module in modules.values():
             module.train()
         t0 = time.perf_counter()
-        with tqdm(
+        with _StepBar(
             total=steps_in_epoch(epoch),
             desc=f"{desc} epoch {epoch + 1}/{epochs}",
             disable=not progress,
             leave=False,
+            on_progress=on_progress,
+            done=done,
+            run_total=total,
         ) as bar:
             losses = run_epoch(epoch, bar)
+        done += steps_in_epoch(epoch)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds.append(time.perf_counter() - t0)
@@ -318,6 +328,31 @@ def _fit(
     for module in modules.values():
         module.eval()
     return history, seconds
+
+
+class _StepBar(tqdm):
+    """The progress bar of one epoch, which also reports every step to ``on_progress``.
+
+    ``on_progress(done, total)`` counts the optimiser steps of all epochs run in this call.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        on_progress: Callable[[int, int], None] | None,
+        done: int,
+        run_total: int,
+        **kwargs: Any,
+    ) -> None:
+        self.on_progress, self.done, self.run_total = on_progress, done, run_total
+        super().__init__(*args, **kwargs)
+
+    def update(self, n: int = 1) -> bool | None:
+        shown = super().update(n)
+        self.done += n
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.run_total)
+        return shown
 
 
 def _postfix(bar: Any, meter: _Meter, step: int) -> None:
@@ -515,6 +550,7 @@ def _run(
     info: dict[str, Any] | None,
     autoencoder: UnmixingAutoencoder | None = None,
     before_save: Callable[[], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
     """Train (resumably), then build the inference model, save it with its card, wrap it up.
 
@@ -536,6 +572,7 @@ def _run(
         progress=progress,
         desc=architecture,
         device=device,
+        on_progress=on_progress,
     )
     if before_save is not None:
         before_save()
@@ -596,6 +633,7 @@ def train_autoencoder(
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = True,
     progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
     sampler_kwargs: dict[str, Any] | None = None,
     info: dict[str, Any] | None = None,
 ) -> TrainResult:
@@ -623,6 +661,9 @@ def train_autoencoder(
         checkpoint: where to save (``<stem>.safetensors``/``.json``, training state beside).
         resume: continue from the training state beside ``checkpoint`` when there is one.
         progress: show a progress bar with the running losses.
+        on_progress: called as ``on_progress(done, total)`` after every optimiser step, counting
+            the steps of the epochs run in this call; an exception it raises stops training
+            (the state saved after the last finished epoch is kept, no final model is saved).
         sampler_kwargs: extra :class:`PatchSampler` arguments (``degradation``,
             ``normalisation``, ``lr_cubes``, ``augment``, ``band_dim``...).
         info: extra entries for the checkpoint's ``training`` card (command, arguments...).
@@ -693,6 +734,7 @@ def train_autoencoder(
         checkpoint=ckpt,
         resume=resume,
         progress=progress,
+        on_progress=on_progress,
         device=dev,
         info=info,
         autoencoder=ae,
@@ -759,6 +801,7 @@ def train_sr(
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = True,
     progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
     sampler_kwargs: dict[str, Any] | None = None,
     info: dict[str, Any] | None = None,
 ) -> TrainResult:
@@ -794,6 +837,9 @@ def train_sr(
         checkpoint: where to save the final model (and, beside it, the training state).
         resume: continue from the training state beside ``checkpoint`` when there is one.
         progress: show a progress bar with the running losses.
+        on_progress: called as ``on_progress(done, total)`` after every optimiser step, counting
+            the steps of the epochs run in this call; an exception it raises stops training
+            (the state saved after the last finished epoch is kept, no final model is saved).
         sampler_kwargs: extra :class:`PatchSampler` arguments (``degradation``,
             ``gaussian_sigma``, ``normalisation``, ``lr_cubes``, ``augment``, ``band_dim``...).
         info: extra entries for the checkpoint's ``training`` card (command, arguments...).
@@ -953,6 +999,7 @@ def train_sr(
         checkpoint=ckpt,
         resume=resume,
         progress=progress,
+        on_progress=on_progress,
         device=dev,
         info=info,
         autoencoder=frozen_ae,
@@ -984,6 +1031,7 @@ def train_smile(
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = True,
     progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
     sampler_kwargs: dict[str, Any] | None = None,
     info: dict[str, Any] | None = None,
 ) -> TrainResult:
@@ -1078,6 +1126,7 @@ def train_smile(
         checkpoint=ckpt,
         resume=resume,
         progress=progress,
+        on_progress=on_progress,
         device=dev,
         info=info,
     )
