@@ -154,7 +154,7 @@ class UpscaleAlgorithm(_Algorithm):
         "or a learned model (a shipped one, or a checkpoint from <i>Train SR model</i>). The "
         "output is a tiled GeoTIFF with the input's bands, CRS and bounds, on a grid SCALE "
         "times finer (the transform's pixel size divided by SCALE). Missing input values stay "
-        "missing (NaN) in the output."
+        "missing in the output, with the input's nodata value."
     )
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:

@@ -43,7 +43,7 @@ def test_upscale_equals_the_python_api(
     assert_same_raster(out, expected)
     with rasterio.open(out) as src, rasterio.open(enmap_path) as ref:
         assert src.count == ref.count == 224 and src.crs.to_epsg() == 32633
-        assert src.transform == ref.transform * ref.transform.scale(0.5)
+        assert src.transform == ref.transform @ ref.transform.scale(0.5)
         wavelengths = [float(src.tags(i)["wavelength"]) for i in src.indexes]
         assert wavelengths == [float(ref.tags(i)["wavelength"]) for i in ref.indexes]
         assert src.descriptions[0] == "band 1 (418.24 nm)"
