@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import UnmixSRError
@@ -20,20 +21,30 @@ def _chunks(args: argparse.Namespace) -> dict[str, int]:
     return {"y": args.chunk, "x": args.chunk}
 
 
+def _cluster(args: argparse.Namespace) -> AbstractContextManager[Any]:
+    from .distributed import client_for
+
+    return client_for(workers=args.workers, scheduler=args.scheduler)
+
+
 def _cmd_upscale(args: argparse.Namespace) -> None:
     from .io import open_raster, write_raster
     from .sr import upscale
 
     cube = open_raster(args.input, chunks=_chunks(args))
-    sr = upscale(
-        cube,
-        args.scale,
-        args.model,
-        tile=args.tile,
-        overlap=args.overlap,
-        batch_size=args.batch_size,
-        device=args.device,
-    )
+    with _cluster(args) as client:
+        sr = upscale(
+            cube,
+            args.scale,
+            args.model,
+            tile=args.tile,
+            overlap=args.overlap,
+            batch_size=args.batch_size,
+            device=args.device,
+        )
+        if client is not None:
+            # computed on the cluster, gathered here: the writer's file lock is per process
+            sr = sr.compute()
     write_raster(sr, args.output, overwrite=args.overwrite, cog=args.cog, progress=not args.quiet)
     print(f"wrote {args.output}: {dict(sr.sizes)}")
 
@@ -76,16 +87,19 @@ def _cmd_unmix(args: argparse.Namespace) -> None:
 
     cube = open_raster(args.input, chunks=_chunks(args))
     training = _training_options(args)
-    res = unmix(
-        cube,
-        args.n_endmembers,
-        args.method,
-        scale=args.scale,
-        model=args.model,
-        training={**training, "progress": not args.quiet},
-        seed=args.seed,
-        device=args.device,
-    )
+    with _cluster(args) as client:
+        res = unmix(
+            cube,
+            args.n_endmembers,
+            args.method,
+            scale=args.scale,
+            model=args.model,
+            training={**training, "progress": not args.quiet},
+            seed=args.seed,
+            device=args.device,
+        )
+        if client is not None:
+            res = res.compute()  # as in upscale: written here, after the cluster's work
     paths = write_unmixing(res, args.output, overwrite=args.overwrite, progress=not args.quiet)
     print(f"wrote {', '.join(map(str, paths.values()))} ({res.attrs['n_endmembers']} endmembers)")
 
@@ -218,6 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--overwrite", action="store_true", help="replace an existing output")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    def cluster(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="run on a local dask.distributed cluster of N worker processes (one thread each)",
+        )
+        p.add_argument(
+            "--scheduler",
+            default=None,
+            help="run on an existing dask.distributed cluster: its scheduler address "
+            "(tcp://host:8786)",
+        )
+
     up = sub.add_parser("upscale", help="super-resolve a scene")
     common(up)
     up.add_argument(
@@ -238,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--batch-size", type=int, default=8, help="patches per model call (default 8)")
     up.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     up.add_argument("--cog", action="store_true", help="write a Cloud Optimized GeoTIFF")
+    cluster(up)
     up.set_defaults(func=_cmd_upscale)
 
     un = sub.add_parser("unmix", help="estimate endmembers and abundance maps")
@@ -269,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     un.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     un.add_argument("--seed", type=int, default=0, help="seed of the pixel sample, VCA, training")
+    cluster(un)
     un.set_defaults(func=_cmd_unmix)
 
     tr = sub.add_parser(

@@ -26,8 +26,10 @@ NaN at every pixel where a band the model uses is missing (:meth:`SRModel.output
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import torch
@@ -248,6 +250,9 @@ def upscale_array(
         tuple(c * s for c in data.chunks[1]),
         tuple(c * s for c in data.chunks[2]),
     )
+    # the model enters the graph once, as one key every block task depends on: a distributed
+    # worker receives it once (not once per task); the threaded scheduler passes the same object
+    kwargs["model"] = _model_key(model)
     return overlapped.map_blocks(
         upscale_block,
         chunks=out_chunks,
@@ -255,3 +260,13 @@ def upscale_array(
         meta=np.empty((0, 0, 0), np.float32),
         **kwargs,
     )
+
+
+def _model_key(model: SRModel) -> Any:
+    """``model`` as a single-key dask Delayed, for block tasks to depend on.
+
+    Passed as an argument of ``map_blocks`` the model itself would be embedded (and pickled) in
+    every block task; as a key it is stored once in the graph, sent once to each distributed worker
+    that needs it and held there in memory. The key is unique per call (no tokenising of weights).
+    """
+    return dask.delayed(model, name=f"srmodel-{model.name}-{uuid.uuid4().hex}")
