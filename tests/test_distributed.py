@@ -11,6 +11,7 @@ from typing import Any
 import cloudpickle
 import dask
 import dask.array as da
+import distributed  # in the test extras: these tests never skip
 import numpy as np
 import pytest
 import rasterio
@@ -22,10 +23,6 @@ from xr_unmixsr.cli import main
 from xr_unmixsr.engine.tiling import upscale_array
 from xr_unmixsr.io import write_raster
 from xr_unmixsr.models import conv_model
-
-distributed = pytest.importorskip(
-    "distributed", reason="dask.distributed is not installed (pip install xr_unmixsr[distributed])"
-)
 
 X0, Y0 = 366975.0, 5808045.0
 
