@@ -140,3 +140,8 @@ def test_cli_bad_cluster_options(tmp_path: Path, options: list[str], message: st
         assert rc == 2
         assert "xr-unmixsr: error:" in text and message in text
         assert not out.exists()
+    # a failed connection leaves no client behind as dask's scheduler (later computations of
+    # the process would wait on it for ever)
+    assert dask.base.get_scheduler() is None
+    with pytest.raises(ValueError):
+        distributed.default_client()

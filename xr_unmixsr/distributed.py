@@ -11,6 +11,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import dask
+
 from .errors import ParameterError
 
 
@@ -59,6 +61,9 @@ def client_for(
     if workers is not None and workers < 1:
         raise DistributedError(f"workers={workers} must be at least 1")
     distributed = _import_distributed()
+    # the clients are not made dask's default (set_as_default=False): a Client that fails to
+    # connect would otherwise stay registered, and every later computation of the process would
+    # wait on it; the working client is made the scheduler for this context only
     if workers is not None:
         with (
             distributed.LocalCluster(
@@ -66,16 +71,17 @@ def client_for(
                 threads_per_worker=1,
                 processes=True,
             ) as cluster,
-            distributed.Client(cluster) as client,
+            distributed.Client(cluster, set_as_default=False) as client,
+            dask.config.set(scheduler=client),
         ):
             yield client
         return
     try:
-        client = distributed.Client(scheduler, timeout=timeout)
+        client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise DistributedError(
             f"cannot connect to the dask scheduler at {scheduler!r}: {exc}; "
             "check the address (e.g. tcp://host:8786) and that the scheduler is running"
         ) from exc
-    with client:
+    with client, dask.config.set(scheduler=client):
         yield client
