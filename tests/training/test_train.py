@@ -29,6 +29,12 @@ TINY: dict[str, Any] = {
     "device": "cpu",
     "progress": False,
 }
+#: short runs of the unmixing trainers (autoencoder, SMILE)
+SHORT: dict[str, Any] = {
+    **{k: TINY[k] for k in ("features", "n_grams", "patch", "batch_size", "device", "progress")},
+    "epochs": 2,
+    "steps_per_epoch": 3,
+}
 
 
 @pytest.fixture(scope="module")
@@ -135,12 +141,11 @@ def test_on_progress_counts_steps_and_can_stop_training(
 @pytest.mark.parametrize("trainer", ["autoencoder", "smile"])
 def test_on_progress_of_the_unmixing_trainers(scene: xr.DataArray, trainer: str) -> None:
     calls: list[tuple[int, int]] = []
-    kw = {k: TINY[k] for k in ("patch", "batch_size", "device", "progress")}
-    kw.update(epochs=2, steps_per_epoch=2, on_progress=lambda d, t: calls.append((d, t)))
+    kw = {**SHORT, "steps_per_epoch": 2, "on_progress": lambda d, t: calls.append((d, t))}
     if trainer == "autoencoder":
-        train_autoencoder(scene, 3, features=8, n_grams=1, **kw)
+        train_autoencoder(scene, 3, **kw)
     else:
-        train_smile(scene, 2, 3, features=8, n_grams=1, **kw)
+        train_smile(scene, 2, 3, **kw)
     assert calls == [(d, 4) for d in range(1, 5)]
 
 
@@ -176,19 +181,7 @@ def test_band_mismatch_at_inference(scene: xr.DataArray, tmp_path: Path) -> None
 
 
 def test_train_autoencoder_and_reuse(scene: xr.DataArray, tmp_path: Path) -> None:
-    ae = train_autoencoder(
-        scene,
-        4,
-        epochs=2,
-        steps_per_epoch=3,
-        patch=16,
-        batch_size=4,
-        features=8,
-        n_grams=1,
-        device="cpu",
-        progress=False,
-        checkpoint=tmp_path / "ae",
-    )
+    ae = train_autoencoder(scene, 4, checkpoint=tmp_path / "ae", **SHORT)
     assert isinstance(ae.network, UnmixingAutoencoder)
     assert (ae.network.endmembers >= 0).all()
     assert all(np.isfinite(h["unmixing"]) for h in ae.history)
@@ -201,20 +194,7 @@ def test_train_autoencoder_and_reuse(scene: xr.DataArray, tmp_path: Path) -> Non
 
 
 def test_train_smile(scene: xr.DataArray, tmp_path: Path) -> None:
-    res = train_smile(
-        scene,
-        2,
-        4,
-        features=8,
-        n_grams=1,
-        epochs=2,
-        steps_per_epoch=3,
-        patch=16,
-        batch_size=4,
-        device="cpu",
-        progress=False,
-        checkpoint=tmp_path / "smile",
-    )
+    res = train_smile(scene, 2, 4, checkpoint=tmp_path / "smile", **SHORT)
     assert all(np.isfinite(h["loss"]) for h in res.history)
     out = xr_unmixsr.upscale(scene, 2, model=res.checkpoint, tile=16, device="cpu")
     assert out.shape == (24, 96, 96) and np.isfinite(out.values).all()

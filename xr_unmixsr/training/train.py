@@ -46,7 +46,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -245,24 +245,19 @@ class _Meter:
 
 
 def _fit(
+    options: _RunOptions,
     *,
-    epochs: int,
-    lr: float,
-    lr_halving_epochs: int | None,
     modules: dict[str, nn.Module],
     optimisers: dict[str, torch.optim.Optimizer],
     run_epoch: Callable[[int, Any], dict[str, float]],
     steps_in_epoch: Callable[[int], int],
     sampler: PatchSampler,
-    checkpoint: Path | None,
-    resume: bool,
     signature: dict[str, Any],
-    progress: bool,
     desc: str,
-    device: torch.device,
-    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[dict[str, float]], list[float]]:
     """Run epochs ``[start, epochs)``, saving the state after each; returns history and times."""
+    epochs, lr, lr_halving_epochs = options.epochs, options.lr, options.lr_halving_epochs
+    checkpoint, resume, progress = options.checkpoint, options.resume, options.progress
     history: list[dict[str, float]] = []
     seconds: list[float] = []
     start = 0
@@ -299,14 +294,14 @@ def _fit(
             desc=f"{desc} epoch {epoch + 1}/{epochs}",
             disable=not progress,
             leave=False,
-            on_progress=on_progress,
+            on_progress=options.on_progress,
             done=done,
             run_total=total,
         ) as bar:
             losses = run_epoch(epoch, bar)
         done += steps_in_epoch(epoch)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        if options.device.type == "cuda":
+            torch.cuda.synchronize(options.device)
         seconds.append(time.perf_counter() - t0)
         history.append({"epoch": epoch + 1, "lr": lr_now, **losses})
         if progress:
@@ -389,20 +384,6 @@ def _vca_init(
     net.init_endmembers_(full)
 
 
-def _make_sampler(
-    cubes: xr.DataArray | Sequence[xr.DataArray],
-    scale: int,
-    patch: int,
-    seed: int,
-    sampler_kwargs: dict[str, Any] | None,
-    gain: Any = None,
-) -> PatchSampler:
-    kw = dict(sampler_kwargs or {})
-    if gain is not None:
-        kw.setdefault("gain", gain)
-    return PatchSampler(cubes, scale, patch, seed=seed, **kw)
-
-
 def _describe(kwargs: dict[str, Any] | None) -> dict[str, Any]:
     """JSON-friendly summary of sampler arguments (data arrays by their shape only)."""
     out: dict[str, Any] = {}
@@ -440,39 +421,6 @@ def _ae_step(
     opt.step()
     ae.clamp_endmembers_()
     return loss
-
-
-def _finish(
-    network: nn.Module,
-    *,
-    name: str,
-    scale: int,
-    sampler: PatchSampler,
-    config: dict[str, Any],
-    checkpoint: Path | None,
-    training: dict[str, Any],
-) -> tuple[SRModel, Path | None]:
-    network.eval()
-    model = SRModel(
-        name=name,
-        network=network,
-        scale=scale,
-        halo=int(network.halo),
-        n_bands=sampler.n_bands,
-        offset=np.float32(sampler.offset),
-        gain=np.asarray(sampler.gain, np.float32),
-        card={"training": training},
-    )
-    path = None
-    if checkpoint is not None:
-        path = save_checkpoint(
-            model,
-            checkpoint,
-            config=config,
-            training=_jsonable(training),
-            **band_coordinates(sampler.cubes[0]),
-        )
-    return model, path
 
 
 def hardware(device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -527,7 +475,61 @@ def _training_card(
     }
 
 
+@dataclass(frozen=True)
+class _RunOptions:
+    """The arguments that all three trainers take alike, gathered once per trainer call."""
+
+    epochs: int
+    steps_per_epoch: int
+    patch: int
+    batch_size: int
+    lr: float
+    lr_halving_epochs: int | None
+    seed: int
+    device: torch.device
+    checkpoint: Path | None
+    resume: bool
+    progress: bool
+    on_progress: Callable[[int, int], None] | None
+    sampler_kwargs: dict[str, Any] | None
+    info: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, arguments: dict[str, Any]) -> _RunOptions:
+        """The options among a trainer's ``arguments`` (its ``locals()``), picked by name.
+
+        The device is resolved and the checkpoint made a :class:`~pathlib.Path`.
+        """
+        kw = {f.name: arguments[f.name] for f in fields(cls)}
+        kw["device"] = resolve_device(kw["device"])
+        if kw["checkpoint"] is not None:
+            kw["checkpoint"] = Path(kw["checkpoint"])
+        return cls(**kw)
+
+    def sampler(
+        self, cubes: xr.DataArray | Sequence[xr.DataArray], scale: int, gain: Any = None
+    ) -> PatchSampler:
+        """The seeded patch sampler of ``patch`` pixels, with ``sampler_kwargs`` (and ``gain``)."""
+        kw = dict(self.sampler_kwargs or {})
+        if gain is not None:
+            kw.setdefault("gain", gain)
+        return PatchSampler(cubes, scale, self.patch, seed=self.seed, **kw)
+
+    def settings(self) -> dict[str, Any]:
+        """The training settings that all trainers record (in the card and resume signature)."""
+        return {
+            "patch": self.patch,
+            "batch_size": self.batch_size,
+            "steps_per_epoch": self.steps_per_epoch,
+            "lr": self.lr,
+            "lr_halving_epochs": self.lr_halving_epochs,
+            "seed": self.seed,
+            "sampler": _describe(self.sampler_kwargs),
+        }
+
+
 def _run(
+    options: _RunOptions,
     *,
     network: nn.Module,
     architecture: str,
@@ -537,42 +539,28 @@ def _run(
     modules: dict[str, nn.Module],
     optimisers: dict[str, torch.optim.Optimizer],
     run_epoch: Callable[[int, Any], dict[str, float]],
-    steps_in_epoch: Callable[[int], int],
     sampler: PatchSampler,
     cubes: Any,
-    epochs: int,
-    lr: float,
-    lr_halving_epochs: int,
-    checkpoint: Path | None,
-    resume: bool,
-    progress: bool,
-    device: torch.device,
-    info: dict[str, Any] | None,
+    steps_in_epoch: Callable[[int], int] | None = None,
     autoencoder: UnmixingAutoencoder | None = None,
     before_save: Callable[[], None] | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
 ) -> TrainResult:
     """Train (resumably), then build the inference model, save it with its card, wrap it up.
 
-    ``before_save`` runs between training and saving (e.g. to switch a network to inference
-    output).
+    ``settings`` are the trainer's own, to which the :meth:`_RunOptions.settings` are added;
+    ``steps_in_epoch`` defaults to ``steps_per_epoch`` in every epoch; ``before_save`` runs
+    between training and saving (e.g. to switch a network to inference output).
     """
+    settings = {**settings, **options.settings()}
     history, seconds = _fit(
-        epochs=epochs,
-        lr=lr,
-        lr_halving_epochs=lr_halving_epochs,
+        options,
         modules=modules,
         optimisers=optimisers,
         run_epoch=run_epoch,
-        steps_in_epoch=steps_in_epoch,
+        steps_in_epoch=steps_in_epoch or (lambda e: options.steps_per_epoch),
         sampler=sampler,
-        checkpoint=checkpoint,
-        resume=resume,
         signature=settings,
-        progress=progress,
         desc=architecture,
-        device=device,
-        on_progress=on_progress,
     )
     if before_save is not None:
         before_save()
@@ -582,26 +570,37 @@ def _run(
         sampler=sampler,
         history=history,
         seconds=seconds,
-        device=device,
+        device=options.device,
         settings=settings,
-        info=info,
+        info=options.info,
     )
-    name = checkpoint.with_suffix("").name if checkpoint else architecture
-    model, path = _finish(
-        network,
-        name=name,
+    checkpoint = options.checkpoint
+    network.eval()
+    model = SRModel(
+        name=checkpoint.with_suffix("").name if checkpoint else architecture,
+        network=network,
         scale=scale,
-        sampler=sampler,
-        config=config,
-        checkpoint=checkpoint,
-        training=card,
+        halo=int(network.halo),
+        n_bands=sampler.n_bands,
+        offset=np.float32(sampler.offset),
+        gain=np.asarray(sampler.gain, np.float32),
+        card={"training": card},
     )
+    path = None
+    if checkpoint is not None:
+        path = save_checkpoint(
+            model,
+            checkpoint,
+            config=config,
+            training=_jsonable(card),
+            **band_coordinates(sampler.cubes[0]),
+        )
     return TrainResult(
         network=network,
         model=model,
         history=history,
         seconds_per_epoch=seconds,
-        device=str(device),
+        device=str(options.device),
         autoencoder=autoencoder,
         band_mask=sampler.band_mask.copy(),
         checkpoint=path,
@@ -676,8 +675,9 @@ def train_autoencoder(
     _check_common(epochs, steps_per_epoch, batch_size)
     if init not in ("vca", "random"):
         raise ParameterError(f"init must be 'vca' or 'random', got {init!r}")
-    dev = resolve_device(device)
-    sampler = _make_sampler(cubes, scale, patch, seed, sampler_kwargs)
+    opts = _RunOptions.of(locals())
+    dev = opts.device
+    sampler = opts.sampler(cubes, scale)
     config = {
         "n_bands": sampler.n_bands,
         "n_endmembers": n_endmembers,
@@ -700,23 +700,16 @@ def train_autoencoder(
             _postfix(bar, meter, step)
         return meter.means()
 
-    ckpt = Path(checkpoint) if checkpoint is not None else None
     settings = {
         "kind": "autoencoder",
         "config": config,
         "init": init,
         "scale": scale,
-        "patch": patch,
-        "batch_size": batch_size,
-        "steps_per_epoch": steps_per_epoch,
-        "lr": lr,
-        "lr_halving_epochs": lr_halving_epochs,
-        "seed": seed,
         "alpha": alpha,
         "tv_weight": tv_weight,
-        "sampler": _describe(sampler_kwargs),
     }
     return _run(
+        opts,
         network=ae,
         architecture="unmixing_autoencoder",
         scale=1,
@@ -725,18 +718,8 @@ def train_autoencoder(
         modules={"ae": ae},
         optimisers={"ae": opt},
         run_epoch=run_epoch,
-        steps_in_epoch=lambda e: steps_per_epoch,
         sampler=sampler,
         cubes=cubes,
-        epochs=epochs,
-        lr=lr,
-        lr_halving_epochs=lr_halving_epochs,
-        checkpoint=ckpt,
-        resume=resume,
-        progress=progress,
-        on_progress=on_progress,
-        device=dev,
-        info=info,
         autoencoder=ae,
     )
 
@@ -860,12 +843,11 @@ def train_sr(
     if init not in ("vca", "random"):
         raise ParameterError(f"init must be 'vca' or 'random', got {init!r}")
     scale = int(scale)
-    dev = resolve_device(device)
+    opts = _RunOptions.of(locals())
+    dev = opts.device
     uses_ae = architecture in ("unmixingsr", "convsr-aux")
     given = _given_autoencoder(autoencoder) if (uses_ae and autoencoder is not None) else None
-    sampler = _make_sampler(
-        cubes, scale, patch, seed, sampler_kwargs, gain=given[2] if given else None
-    )
+    sampler = opts.sampler(cubes, scale, gain=given[2] if given else None)
     n_bands = sampler.n_bands
     ae_config = {
         "n_bands": n_bands,
@@ -960,7 +942,6 @@ def train_sr(
             _postfix(bar, meter, step)
         return meter.means()
 
-    ckpt = Path(checkpoint) if checkpoint is not None else None
     settings = {
         "kind": "sr",
         "architecture": architecture,
@@ -968,20 +949,14 @@ def train_sr(
         "ae_config": ae_config if uses_ae else None,
         "given_autoencoder": given is not None,
         "init": init,
-        "patch": patch,
-        "batch_size": batch_size,
-        "steps_per_epoch": steps_per_epoch,
         "ae_steps": n_ae_steps if run_step_i else 0,
         "ae_epochs": ae_epochs,
-        "lr": lr,
-        "lr_halving_epochs": lr_halving_epochs,
         "alpha": alpha,
         "abun_weight": abun_weight,
         "tv_weight": tv_weight,
-        "seed": seed,
-        "sampler": _describe(sampler_kwargs),
     }
     return _run(
+        opts,
         network=infer_net,
         architecture=architecture,
         scale=scale,
@@ -993,15 +968,6 @@ def train_sr(
         steps_in_epoch=lambda e: steps_per_epoch + (n_ae_steps if step_i_now(e) else 0),
         sampler=sampler,
         cubes=cubes,
-        epochs=epochs,
-        lr=lr,
-        lr_halving_epochs=lr_halving_epochs,
-        checkpoint=ckpt,
-        resume=resume,
-        progress=progress,
-        on_progress=on_progress,
-        device=dev,
-        info=info,
         autoencoder=frozen_ae,
     )
 
@@ -1053,8 +1019,9 @@ def train_smile(
     if init not in ("vca", "random"):
         raise ParameterError(f"init must be 'vca' or 'random', got {init!r}")
     scale = int(scale)
-    dev = resolve_device(device)
-    sampler = _make_sampler(cubes, scale, patch, seed, sampler_kwargs)
+    opts = _RunOptions.of(locals())
+    dev = opts.device
+    sampler = opts.sampler(cubes, scale)
     config = {
         "n_bands": sampler.n_bands,
         "scale": scale,
@@ -1091,23 +1058,16 @@ def train_smile(
             _postfix(bar, meter, step)
         return meter.means()
 
-    ckpt = Path(checkpoint) if checkpoint is not None else None
     settings = {
         "kind": "smile",
         "config": config,
         "init": init,
-        "patch": patch,
-        "batch_size": batch_size,
-        "steps_per_epoch": steps_per_epoch,
-        "lr": lr,
-        "lr_halving_epochs": lr_halving_epochs,
         "alpha": alpha,
         "tv_weight": tv_weight,
         "unmixing_weight": unmixing_weight,
-        "seed": seed,
-        "sampler": _describe(sampler_kwargs),
     }
     return _run(
+        opts,
         before_save=lambda: setattr(net, "output", "sr"),
         network=net,
         architecture="smile",
@@ -1117,16 +1077,6 @@ def train_smile(
         modules={"net": net},
         optimisers={"net": opt},
         run_epoch=run_epoch,
-        steps_in_epoch=lambda e: steps_per_epoch,
         sampler=sampler,
         cubes=cubes,
-        epochs=epochs,
-        lr=lr,
-        lr_halving_epochs=lr_halving_epochs,
-        checkpoint=ckpt,
-        resume=resume,
-        progress=progress,
-        on_progress=on_progress,
-        device=dev,
-        info=info,
     )
