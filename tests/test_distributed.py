@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from io import StringIO
@@ -20,6 +26,7 @@ import xarray as xr
 
 import xr_unmixsr
 from xr_unmixsr.cli import main
+from xr_unmixsr.distributed import scheduled_on
 from xr_unmixsr.engine.tiling import upscale_array
 from xr_unmixsr.io import write_raster
 from xr_unmixsr.models import conv_model
@@ -145,3 +152,84 @@ def test_cli_bad_cluster_options(tmp_path: Path, options: list[str], message: st
     assert dask.base.get_scheduler() is None
     with pytest.raises(ValueError):
         distributed.default_client()
+
+
+def _write_killing_a_worker(client: Any, cube: xr.DataArray, out: Path) -> bool:
+    """Write ``cube``'s x2 upscale to ``out`` on ``client`` and SIGKILL one worker mid-run.
+
+    Returns whether the write was still running when the worker was killed.
+    """
+    model = conv_model(8, 2, features=24)
+    sr = xr_unmixsr.upscale(cube, 2, model, device="cpu")
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with scheduled_on(client):
+                write_raster(sr, out)
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    deadline = time.monotonic() + 60
+    while not any(client.processing().values()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    running_at_kill = not done.is_set()
+    victim = sorted(client.run(os.getpid).items())[0][1]
+    os.kill(victim, signal.SIGKILL)
+    writer.join(timeout=300)
+    assert not writer.is_alive(), "the write did not finish after a worker was killed"
+    if errors:
+        raise errors[0]
+    return running_at_kill
+
+
+@pytest.mark.parametrize("suffix", [".zarr", ".tif"])
+def test_worker_killed_mid_run_same_output(tmp_path: Path, suffix: str) -> None:
+    cube = _cube(size=384).chunk({"y": 32, "x": 32})
+    ref = tmp_path / f"ref{suffix}"
+    write_raster(xr_unmixsr.upscale(cube, 2, conv_model(8, 2, features=24), device="cpu"), ref)
+    out = tmp_path / f"out{suffix}"
+    # a cluster of its own: one of its workers dies (the nanny starts a new one)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as c,
+    ):
+        pids_before = set(c.run(os.getpid).values())
+        assert _write_killing_a_worker(c, cube, out), "the run ended before the kill: enlarge it"
+        c.wait_for_workers(2, timeout=60)
+        assert set(c.run(os.getpid).values()) != pids_before  # a worker was replaced
+    a, b = xr_unmixsr.open_raster(ref), xr_unmixsr.open_raster(out)
+    np.testing.assert_array_equal(a.values, b.values)
+    assert a.rio.transform() == b.rio.transform() and a.rio.crs == b.rio.crs
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ref.name, out.name])
+
+
+def test_cli_interrupted_on_cluster_leaves_nothing(tmp_path: Path) -> None:
+    src = tmp_path / "in.tif"
+    write_raster(_cube(size=768), src)
+    out = tmp_path / "out.tif"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xr_unmixsr.cli", "upscale", str(src), str(out)]
+        + ["--scale", "4", "--chunk", "64", "--workers", "2", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    # the temporary output appears when the workers start writing
+    while not [p for p in tmp_path.iterdir() if ".tmp" in p.name] and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert proc.poll() is None, "the run ended before the interrupt: enlarge it"
+    proc.send_signal(signal.SIGINT)
+    text = proc.communicate(timeout=180)[0].decode()
+    assert proc.returncode == 130, text
+    assert [p.name for p in tmp_path.iterdir()] == ["in.tif"], text

@@ -8,7 +8,10 @@ Python API and the ``cube.unmixsr`` accessor need nothing more than ``with Clien
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dask
@@ -63,16 +66,18 @@ def client_for(
     distributed = _import_distributed()
     # the clients are not made dask's default (set_as_default=False): a Client that fails to
     # connect would otherwise stay registered, and every later computation of the process would
-    # wait on it; the working client is made the scheduler for this context only
+    # wait on it; the working client is made the scheduler for this context only (_scheduled_on)
     if workers is not None:
         with (
             distributed.LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,
                 processes=True,
+                # GDAL's block cache defaults to 5 % of RAM per process; writes are tile-aligned
+                env={"GDAL_CACHEMAX": "64"},
             ) as cluster,
             distributed.Client(cluster, set_as_default=False) as client,
-            dask.config.set(scheduler=client),
+            scheduled_on(client),
         ):
             yield client
         return
@@ -83,5 +88,65 @@ def client_for(
             f"cannot connect to the dask scheduler at {scheduler!r}: {exc}; "
             "check the address (e.g. tcp://host:8786) and that the scheduler is running"
         ) from exc
-    with client, dask.config.set(scheduler=client):
+    with client, scheduled_on(client):
         yield client
+
+
+@contextlib.contextmanager
+def scheduled_on(client: Any) -> Iterator[None]:
+    """Make dask compute on ``client`` within the block (in this thread), as its current client.
+
+    The client object itself is not put into dask's configuration (``dask.config.set(
+    scheduler=client)``): a nanny that restarts a lost worker copies the configuration into the
+    new process, and a client cannot be copied, so the worker would never come back.
+    """
+    with client.as_current(), dask.config.set(scheduler="dask.distributed"):
+        yield
+
+
+def active_client() -> Any | None:
+    """The ``distributed.Client`` that dask computes on now, or None (a local scheduler).
+
+    Every way of choosing a cluster counts: a client made the default (``with Client(...):``),
+    :func:`scheduled_on` (what :func:`client_for` uses) and ``dask.config.set(scheduler=client)``.
+    """
+    get = dask.base.get_scheduler()
+    client = getattr(get, "__self__", None)
+    return client if type(client).__module__.startswith("distributed") else None
+
+
+def _keys_running(client: Any, keys: set[str]) -> bool:
+    return any(str(k) in keys for ks in client.processing().values() for k in ks)
+
+
+def compute_on_cluster(
+    client: Any, collections: Sequence[Any], *, progress: bool = False, drain_timeout: float = 120.0
+) -> list[Any]:
+    """Compute dask collections on ``client``'s cluster and return their results.
+
+    If the computation fails or is interrupted (an error in a task, Ctrl-C), its tasks are
+    cancelled and the call waits (up to ``drain_timeout`` seconds) until none of them runs on a
+    worker any more before it re-raises: a task still running could otherwise go on writing into
+    an output that the caller is about to remove.
+    """
+    futures = client.compute(list(collections))
+    try:
+        if progress:
+            _import_distributed().progress(futures)
+        return client.gather(futures)
+    except BaseException:
+        keys = {str(k) for c in collections for k in dict(c.__dask_graph__())}
+        client.cancel(futures, force=True)
+        deadline = time.monotonic() + drain_timeout
+        while _keys_running(client, keys) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        raise
+
+
+def write_lock(client: Any | None) -> Any:
+    """A lock for writers that share one file: across the cluster's processes with a client,
+    else across threads."""
+    if client is None:
+        return threading.Lock()
+    # pickled, a distributed Lock is its name: each worker binds it to its own scheduler link
+    return _import_distributed().Lock(f"xr-unmixsr-write-{uuid.uuid4().hex}")

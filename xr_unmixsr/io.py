@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import threading
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +25,7 @@ import rioxarray
 import xarray as xr
 from dask.callbacks import Callback
 
+from .distributed import active_client, compute_on_cluster, write_lock
 from .errors import InvalidDataError, OutputExistsError, RasterIOError
 from .geometry import mask_invalid
 
@@ -266,8 +266,14 @@ def to_zarr(ds: xr.Dataset, path: Path, *, compute: bool = True) -> Any:
         return ds.to_zarr(path, mode="w", compute=compute)
 
 
-def _store(da: xr.DataArray, tmp: Path, fmt: str, compress: str, blocksize: int) -> Any:
-    """A lazy write of ``da`` to ``tmp`` (dask-delayed when ``da`` is dask-backed)."""
+def _store(
+    da: xr.DataArray, tmp: Path, fmt: str, compress: str, blocksize: int, client: Any | None
+) -> Any:
+    """A lazy write of ``da`` to ``tmp`` (dask-delayed when ``da`` is dask-backed).
+
+    With a distributed ``client`` the workers write the blocks themselves (a GeoTIFF under a
+    cluster-wide lock), so ``tmp`` must be on storage the workers share with this process.
+    """
     if fmt == "zarr":
         return to_zarr(da.rename(da.name or "data").to_dataset(), tmp, compute=False)
     kwargs = dict(
@@ -282,7 +288,7 @@ def _store(da: xr.DataArray, tmp: Path, fmt: str, compress: str, blocksize: int)
         da.rio.to_raster(tmp, **kwargs)
         return None
     return _tile_aligned(da, blocksize).rio.to_raster(
-        tmp, lock=threading.Lock(), compute=False, **kwargs
+        tmp, lock=write_lock(client), compute=False, **kwargs
     )
 
 
@@ -300,6 +306,26 @@ def _tile_aligned(da: xr.DataArray, blocksize: int) -> xr.DataArray:
     return da.chunk(new) if new else da
 
 
+def _compute_locally(
+    stores: list[Any],
+    check: Any,
+    progress: bool,
+    on_progress: Callable[[int, int], None] | None,
+) -> bool:
+    """Run the writes and the validity check on the local scheduler; return the check."""
+    # GDAL caches written tiles up to 5 % of RAM by default, so that memory would grow with the
+    # scene; chunks are tile-aligned (_tile_aligned), so a small cache costs nothing
+    reporting = ProgressCallback(on_progress) if on_progress else contextlib.nullcontext()
+    with (
+        rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES),
+        _own_thread_pool() as pool,
+        TqdmCallback("writing", enabled=progress),
+        reporting,
+    ):
+        _, valid = dask.compute(stores, check, **pool)
+    return bool(valid)
+
+
 def store_rasters(
     items: Sequence[tuple[xr.DataArray, Path]],
     *,
@@ -313,7 +339,12 @@ def store_rasters(
     """Write DataArrays to the given paths (format by suffix) in one blockwise pass.
 
     Not atomic by itself: :func:`write_rasters` wraps it in :func:`atomic_outputs`. It returns
-    or raises only when none of its tasks runs any more (see :func:`_own_thread_pool`).
+    or raises only when none of its tasks runs any more (see :func:`_own_thread_pool` and
+    :func:`~xr_unmixsr.distributed.compute_on_cluster`).
+
+    On a dask.distributed cluster (an active client) the workers compute and write the blocks
+    themselves: nothing is gathered into this process, and the output folder must be on storage
+    the workers share (a ``LocalCluster`` does).
 
     Args:
         items: (array, path) pairs; the format comes from each path's suffix.
@@ -323,24 +354,23 @@ def store_rasters(
         progress: show a progress bar.
         require_valid: raise :class:`InvalidDataError` when the first array holds no valid value.
         on_progress: called as ``on_progress(done, total)`` after every finished dask task (see
-            :class:`ProgressCallback`); an exception it raises cancels the write.
+            :class:`ProgressCallback`); an exception it raises cancels the write. On a
+            distributed cluster it is called once, as ``on_progress(1, 1)`` when all is written.
     """
     fmts = [output_format(p) for _, p in items]
+    client = active_client()
     stores = [
-        _store(da, path, fmt, compress, blocksize)
+        _store(da, path, fmt, compress, blocksize, client)
         for (da, path), fmt in zip(items, fmts, strict=True)
     ]
     check = _any_valid(items[0][0]) if require_valid else True
-    # GDAL caches written tiles up to 5 % of RAM by default, so that memory would grow with the
-    # scene; chunks are tile-aligned (_tile_aligned), so a small cache costs nothing
-    reporting = ProgressCallback(on_progress) if on_progress else contextlib.nullcontext()
-    with (
-        rasterio.Env(GDAL_CACHEMAX=_GDAL_CACHE_BYTES),
-        _own_thread_pool() as pool,
-        TqdmCallback("writing", enabled=progress),
-        reporting,
-    ):
-        _, valid = dask.compute([s for s in stores if s is not None], check, **pool)
+    lazy = [s for s in stores if s is not None]
+    if client is not None:
+        *_, valid = compute_on_cluster(client, [*lazy, dask.delayed(check)], progress=progress)
+        if on_progress:
+            on_progress(1, 1)
+    else:
+        valid = _compute_locally(lazy, check, progress, on_progress)
     if not valid:
         raise InvalidDataError(
             "the result holds no valid pixel (the input is all nodata/NaN): check the input's "
