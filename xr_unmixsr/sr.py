@@ -22,8 +22,9 @@ def upscale(
     band_dim: str = "band",
     tile: int = 256,
     overlap: int | None = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     device: str | torch.device = "auto",
+    precision: str = "fp32",
 ) -> xr.DataArray:
     """Super-resolve a hyperspectral cube by ``scale``.
 
@@ -34,8 +35,10 @@ def upscale(
         band_dim: name of the spectral dimension.
         tile: core size in pixels of the patches fed to the model.
         overlap: context pixels around each patch (default: the model's receptive field).
-        batch_size: patches per model call.
+        batch_size: patches per model call; None: 8 on a CPU, sized to the free memory of a GPU.
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``...
+        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` for mixed precision on the network
+            (faster on GPUs with tensor cores; the output stays float32).
 
     Returns:
         (band, y*scale, x*scale) float32 DataArray, lazy when ``cube`` is dask-backed, with the
@@ -62,6 +65,7 @@ def upscale(
         batch_size=batch_size,
         device=device,
         nodata=lay.nodata,
+        precision=precision,
     )
     return geometry.georeference(out, cube, lay, scale=net.scale)
 

@@ -11,9 +11,11 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+import torch
 from dask.callbacks import Callback
 
 from xr_unmixsr.engine import predict_array, upscale_array
+from xr_unmixsr.engine.tiling import CPU_BATCH_SIZE, auto_batch_size, batch_for_memory
 from xr_unmixsr.errors import TilingError, UnmixSRError
 from xr_unmixsr.models import bicubic_model, conv_model
 
@@ -294,3 +296,58 @@ def test_dask_scene_smaller_than_halo() -> None:
     _assert_close(upscale_array(data, model, tile=4, device="cpu"), ref, data)  # numpy works
     out = upscale_array(da.from_array(data), model, tile=4, device="cpu").compute()
     _assert_close(out, ref, data)
+
+
+# ------------------------------------------------------------------------------------------
+# Devices, batch sizes and mixed precision (the GPU path; run here on the CPU)
+# ------------------------------------------------------------------------------------------
+
+
+def test_bad_precision_raises() -> None:
+    with pytest.raises(TilingError, match="precision='fp8'.*fp32, bf16, fp16"):
+        upscale_array(_scene(h=10, w=10), bicubic_model(2), precision="fp8", device="cpu")
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_close_to_fp32(precision: str) -> None:
+    data = _scene(bands=4)
+    model = conv_model(4, 2, features=8)
+    model.offset, model.gain = 70.0, 1 / 30
+    ref = predict_array(model, data, device="cpu")
+    out = upscale_array(
+        da.from_array(data, chunks=(-1, 20, 13)), model, device="cpu", precision=precision
+    ).compute()
+    assert out.dtype == np.float32
+    err = np.abs(out - ref)
+    span = float(data.max() - data.min())
+    # half precision keeps ~3 significant digits: close to fp32, but not equal to it
+    assert err.max() < 0.02 * span
+    assert err.max() > 0
+    # tiled and whole-scene mixed precision agree as closely as fp32 does
+    whole = predict_array(model, data, device="cpu", precision=precision)
+    _assert_close(out, whole, data)
+
+
+def test_automatic_batch_size_on_cpu_equals_explicit() -> None:
+    data = _scene()
+    model = conv_model(3, 2, features=8)
+    auto = upscale_array(da.from_array(data, chunks=(-1, 20, 13)), model, tile=5, device="cpu")
+    one = upscale_array(data, model, tile=5, batch_size=1, device="cpu")
+    _assert_close(auto.compute(), one, data)
+    assert auto_batch_size(model, (3, 9, 9), torch.device("cpu"), "fp32") == CPU_BATCH_SIZE
+
+
+@pytest.mark.parametrize(
+    ("free", "per_patch", "expected"),
+    [(8 * 2**30, 2**20, 256), (2**30, 64 * 2**20, 8), (2**20, 2**30, 1), (10**9, 0, 256)],
+)
+def test_batch_for_memory(free: int, per_patch: int, expected: int) -> None:
+    assert batch_for_memory(free, per_patch) == expected
+
+
+def test_lazy_graph_leaves_the_model_where_it_is() -> None:
+    """The device is chosen where the blocks run: building the graph moves nothing."""
+    model = conv_model(3, 2, features=8).to(torch.device("meta"))
+    lazy = upscale_array(da.zeros((3, 16, 16), chunks=8), model, device="cpu")
+    assert next(model.network.parameters()).device.type == "meta"
+    assert lazy.shape == (3, 32, 32)

@@ -25,8 +25,10 @@ NaN at every pixel where a band the model uses is missing (:meth:`SRModel.output
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
+import weakref
 from typing import Any
 
 import dask
@@ -70,10 +72,99 @@ def _mark_missing(
     return out
 
 
-def _run_network(model: SRModel, batch: np.ndarray, device: torch.device) -> np.ndarray:
-    with torch.inference_mode():
-        x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
-        return model.network(x).float().cpu().numpy()
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+CPU_BATCH_SIZE = 8
+_placement_lock = threading.Lock()
+_batch_sizes: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[Any, ...], int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """Mixed precision for the network call: torch autocast to ``precision`` (fp32: none)."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _placed(model: SRModel, device: torch.device) -> SRModel:
+    """``model`` with its network on ``device``: moved once, by the first task that needs it.
+
+    A distributed worker holds one copy of the model (one graph key), so each worker (and each
+    GPU it is given) loads the weights onto its device once, lazily, when its first block runs.
+    """
+    param = next(model.network.parameters(), None)
+    if param is not None and param.device != device:
+        with _placement_lock:
+            if param.device != device:
+                model.to(device)
+    return model
+
+
+def batch_for_memory(
+    free_bytes: int, per_patch_bytes: int, *, fraction: float = 0.5, cap: int = 256
+) -> int:
+    """Patches per network call that fit ``fraction`` of ``free_bytes`` (1 to ``cap``)."""
+    return int(max(1, min(cap, fraction * free_bytes // max(per_patch_bytes, 1))))
+
+
+def auto_batch_size(
+    model: SRModel, patch_shape: tuple[int, int, int], device: torch.device, precision: str
+) -> int:
+    """The batch size for ``patch_shape`` patches: sized to the free memory of a CUDA device.
+
+    On CUDA one patch is run through the network to measure its peak memory, and the batch
+    fills half of the device's free memory (at most 256 patches); measured once per model,
+    device and patch shape. On other devices: :data:`CPU_BATCH_SIZE`.
+    """
+    if device.type != "cuda":
+        return CPU_BATCH_SIZE
+    key = (str(device), patch_shape, precision)
+    cache = _batch_sizes.setdefault(model.network, {})
+    if key not in cache:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        with torch.inference_mode(), _autocast(device, precision):
+            model.network(torch.zeros((1, *patch_shape), device=device))
+        per_patch = torch.cuda.max_memory_allocated(device) - before
+        cache[key] = batch_for_memory(torch.cuda.mem_get_info(device)[0], per_patch)
+    return cache[key]
+
+
+def _launch(
+    model: SRModel, batch: np.ndarray, device: torch.device, precision: str
+) -> tuple[torch.Tensor, Any]:
+    """Start the network on ``batch``; return the (host) output and an event to wait for.
+
+    On CUDA the copies go through pinned memory without blocking, so the caller can prepare and
+    launch the next batch, or post-process the previous one, while this one runs.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(batch))
+    cuda = device.type == "cuda"
+    x = x.pin_memory().to(device, non_blocking=True) if cuda else x.to(device)
+    with _autocast(device, precision):
+        y = model.network(x).float()
+    if not cuda:
+        return y.cpu(), None
+    host = torch.empty(y.shape, dtype=torch.float32, pin_memory=True)
+    host.copy_(y, non_blocking=True)
+    done = torch.cuda.Event()
+    done.record()
+    return host, done
+
+
+def _landed(launched: tuple[torch.Tensor, Any]) -> np.ndarray:
+    """The output of :func:`_launch` as numpy, once it has arrived."""
+    host, done = launched
+    if done is not None:
+        done.synchronize()
+    return host.numpy()
 
 
 def _starts(length: int, tile: int) -> list[int]:
@@ -90,20 +181,23 @@ def upscale_block(
     model: SRModel,
     halo: int,
     tile: int,
-    batch_size: int,
-    device: torch.device,
+    batch_size: int | None,
+    device: str | torch.device,
     nodata: float,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Upscale one block that carries ``halo`` pixels of context on each side.
 
     Args:
         block: (bands, h + 2*halo, w + 2*halo) values.
-        model: the model (its network already on ``device``).
+        model: the model (moved to ``device`` by the first block that runs there).
         halo: context pixels on each side of the block.
         tile: core size of the patches the block is cut into.
-        batch_size: patches per network call.
-        device: where the network runs.
+        batch_size: patches per network call; None: :func:`auto_batch_size`.
+        device: where the network runs; ``"auto"`` is resolved where the block runs (on a
+            distributed worker: that worker's GPU, if it has one).
         nodata: the value marking missing data (NaN for none).
+        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` for mixed precision (torch autocast).
 
     Returns:
         (channels, h*scale, w*scale) float32: the model's output on the core of the block;
@@ -115,23 +209,39 @@ def upscale_block(
     # per thread, so the caller's main thread keeps all its torch threads.
     if threading.current_thread() is not threading.main_thread() and torch.get_num_threads() != 1:
         torch.set_num_threads(1)
+    dev = resolve_device(device)
+    _placed(model, dev)
     x, invalid = _fill_and_normalise(model, block, nodata)
     bands, hp, wp = x.shape
     h, w = hp - 2 * halo, wp - 2 * halo
     th, tw = min(tile, h), min(tile, w)
     windows = [(y0, x0) for y0 in _starts(h, th) for x0 in _starts(w, tw)]
     out = np.empty((model.out_channels or bands, h * s, w * s), np.float32)
-    for i in range(0, len(windows), batch_size):
-        chunk = windows[i : i + batch_size]
-        batch = np.stack(
-            [x[:, y0 : y0 + th + 2 * halo, x0 : x0 + tw + 2 * halo] for y0, x0 in chunk]
-        )
-        result = _run_network(model, batch, device)
-        for (y0, x0), patch in zip(chunk, result, strict=True):
+    if batch_size is None:
+        batch_size = auto_batch_size(model, (bands, th + 2 * halo, tw + 2 * halo), dev, precision)
+
+    def unpack(chunk: list[tuple[int, int]], launched: tuple[torch.Tensor, Any]) -> None:
+        for (y0, x0), patch in zip(chunk, _landed(launched), strict=True):
             model.denormalise_into(
                 patch[:, halo * s : (halo + th) * s, halo * s : (halo + tw) * s],
                 out[:, y0 * s : (y0 + th) * s, x0 * s : (x0 + tw) * s],
             )
+
+    # one batch in flight: on a GPU the next batch is cut and launched before the previous
+    # one's output is unpacked on the CPU
+    pending = None
+    with torch.inference_mode():
+        for i in range(0, len(windows), batch_size):
+            chunk = windows[i : i + batch_size]
+            batch = np.stack(
+                [x[:, y0 : y0 + th + 2 * halo, x0 : x0 + tw + 2 * halo] for y0, x0 in chunk]
+            )
+            launched = (chunk, _launch(model, batch, dev, precision))
+            if pending is not None:
+                unpack(*pending)
+            pending = launched
+        if pending is not None:
+            unpack(*pending)
     return _mark_missing(out, model, invalid[:, halo : halo + h, halo : halo + w], nodata)
 
 
@@ -141,6 +251,7 @@ def predict_array(
     *,
     device: str | torch.device = "auto",
     nodata: float = np.nan,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """One network call on a whole in-memory (bands, H, W) array, padded by the halo at its border.
 
@@ -148,12 +259,13 @@ def predict_array(
     benchmarks.
     """
     dev = resolve_device(device)
-    model.to(dev)
+    _placed(model, dev)
     padded = np.pad(
         np.asarray(array), ((0, 0), (model.halo, model.halo), (model.halo, model.halo)), mode="edge"
     )
     x, invalid = _fill_and_normalise(model, padded, nodata)
-    out = _run_network(model, x[None], dev)[0]
+    with torch.inference_mode():
+        out = _landed(_launch(model, x[None], dev, precision))[0]
     h, w = array.shape[-2:]
     s, hl = model.scale, model.halo
     result = np.empty((out.shape[0], h * s, w * s), np.float32)
@@ -184,9 +296,10 @@ def upscale_array(
     *,
     tile: int = 256,
     overlap: int | None = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     device: str | torch.device = "auto",
     nodata: float = np.nan,
+    precision: str = "fp32",
 ) -> np.ndarray | da.Array:
     """Upscale a (bands, H, W) array with ``model``, tiled and batched, seam-free.
 
@@ -196,16 +309,20 @@ def upscale_array(
         tile: core size of the patches fed to the network.
         overlap: context pixels around each patch and block; at least the model's halo
             (default: the halo).
-        batch_size: patches per network call.
-        device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1"...
+        batch_size: patches per network call; None: 8 on a CPU, sized to the free memory on a
+            CUDA device (:func:`auto_batch_size`).
+        device: "auto" (CUDA when available where each block runs), "cpu", "cuda", "cuda:1"...
         nodata: value marking missing data besides NaN.
+        precision: "fp32" (default), or "bf16"/"fp16": mixed precision (torch autocast) for
+            the network; the output stays float32.
 
     Returns:
         (bands, H*scale, W*scale) float32, numpy or dask like ``data`` (``model.out_channels``
         channels instead of the bands when the model sets it).
 
     Raises:
-        TilingError: ``overlap`` smaller than the model's halo, or ``tile`` smaller than the halo.
+        TilingError: ``overlap`` smaller than the model's halo, ``tile`` smaller than the halo,
+            ``batch_size < 1`` or an unknown ``precision``.
     """
     halo = model.halo if overlap is None else overlap
     if halo < model.halo:
@@ -218,12 +335,19 @@ def upscale_array(
             f"tile={tile} is smaller than the halo of {halo} pixels: use tile>={max(halo, 1)} "
             "(tiles of 64 to 512 pixels are efficient)"
         )
-    if batch_size < 1:
-        raise TilingError(f"batch_size={batch_size} must be at least 1")
-    dev = resolve_device(device)
-    model.to(dev)
+    if batch_size is not None and batch_size < 1:
+        raise TilingError(f"batch_size={batch_size} must be at least 1 (or None: automatic)")
+    if precision not in PRECISIONS:
+        raise TilingError(f"precision={precision!r}: use one of {', '.join(PRECISIONS)}")
+    # the device is resolved, and the model moved there, where the blocks run (_placed)
     kwargs: dict[str, Any] = dict(
-        model=model, halo=halo, tile=tile, batch_size=batch_size, device=dev, nodata=nodata
+        model=model,
+        halo=halo,
+        tile=tile,
+        batch_size=batch_size,
+        device=device,
+        nodata=nodata,
+        precision=precision,
     )
     s = model.scale
     if not isinstance(data, da.Array):
@@ -235,7 +359,14 @@ def upscale_array(
     if pad_y or pad_x:
         padded = da.pad(data, ((0, 0), (pad_y, pad_y), (pad_x, pad_x)), mode="edge")
         out = upscale_array(
-            padded, model, tile=tile, overlap=halo, batch_size=batch_size, device=dev, nodata=nodata
+            padded,
+            model,
+            tile=tile,
+            overlap=halo,
+            batch_size=batch_size,
+            device=device,
+            nodata=nodata,
+            precision=precision,
         )
         h, w = data.shape[1:]
         return out[:, pad_y * s : (pad_y + h) * s, pad_x * s : (pad_x + w) * s]
