@@ -210,7 +210,7 @@ class UpscaleAlgorithm(_Algorithm):
 
 
 class UnmixAlgorithm(_Algorithm):
-    """``unmixsr:unmix``: :func:`xr_unmixsr.unmix` and :func:`xr_unmixsr.cli.write_unmixing`."""
+    """``unmixsr:unmix``: :func:`xr_unmixsr.unmix` and :func:`xr_unmixsr.unmixing.scene.write_unmixing`."""
 
     NAME = "unmix"
     DISPLAY_NAME = "Unmix (endmembers and abundance maps)"
@@ -304,8 +304,8 @@ class UnmixAlgorithm(_Algorithm):
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
         core = import_core()
-        from xr_unmixsr.cli import write_unmixing
         from xr_unmixsr.io import ProgressCallback, open_raster, read_endmembers
+        from xr_unmixsr.unmixing.scene import write_unmixing
 
         path = self._input_path(parameters, context)
         method = self.methods[self.parameterAsEnum(parameters, "METHOD", context)]

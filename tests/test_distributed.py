@@ -233,3 +233,18 @@ def test_cli_interrupted_on_cluster_leaves_nothing(tmp_path: Path) -> None:
     text = proc.communicate(timeout=180)[0].decode()
     assert proc.returncode == 130, text
     assert [p.name for p in tmp_path.iterdir()] == ["in.tif"], text
+
+
+def test_cli_many_scenes_on_one_cluster(tmp_path: Path) -> None:
+    for i in range(2):
+        write_raster(_cube(size=24 + 8 * i), tmp_path / f"s{i}.tif")
+    rc, text = _run(
+        ["upscale", str(tmp_path / "s*.tif"), str(tmp_path / "out"), "--scale", "2"]
+        + ["--chunk", "16", "--workers", "2", "--quiet"]
+    )
+    assert rc == 0, text
+    assert "2 of 2 scenes written" in text
+    for i in range(2):
+        ref = xr_unmixsr.upscale(xr_unmixsr.open_raster(tmp_path / f"s{i}.tif"), 2)
+        out = xr_unmixsr.open_raster(tmp_path / "out" / f"s{i}_x2.tif")
+        np.testing.assert_array_equal(out.values, ref.values)

@@ -8,13 +8,10 @@ import sys
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import __version__
 from .errors import UnmixSRError
-
-if TYPE_CHECKING:
-    import xarray as xr
 
 
 def _chunks(args: argparse.Namespace) -> dict[str, int]:
@@ -27,81 +24,93 @@ def _cluster(args: argparse.Namespace) -> AbstractContextManager[Any]:
     return client_for(workers=args.workers, scheduler=args.scheduler)
 
 
-def _cmd_upscale(args: argparse.Namespace) -> None:
+def _many_scenes(args: argparse.Namespace) -> bool:
+    from .scenes import is_pattern
+
+    return len(args.input) > 1 or is_pattern(args.input[0])
+
+
+def _job_status(outcomes: Sequence[Any]) -> int:
+    """Print the failed scenes of a many-scene job; its exit status (1 if any failed)."""
+    failed = [o for o in outcomes if not o.ok]
+    print(f"{len(outcomes) - len(failed)} of {len(outcomes)} scenes written")
+    for o in failed:
+        print(f"xr-unmixsr: error: {o.input}: {o.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _print_outcome(outcome: Any) -> None:
+    if outcome.ok:
+        written = ", ".join(map(str, outcome.outputs))
+        print(f"wrote {written} ({outcome.seconds:.1f} s)", flush=True)
+    else:
+        print(f"FAILED {outcome.input}: {outcome.error}", flush=True)
+
+
+def _cmd_upscale(args: argparse.Namespace) -> int:
     from .io import open_raster, write_raster
+    from .scenes import upscale_scenes
     from .sr import upscale
 
-    cube = open_raster(args.input, chunks=_chunks(args))
-    with _cluster(args) as client:
-        sr = upscale(
-            cube,
-            args.scale,
-            args.model,
-            tile=args.tile,
-            overlap=args.overlap,
-            batch_size=args.batch_size,
-            device=args.device,
-        )
-        if client is not None:
-            # computed on the cluster, gathered here: the writer's file lock is per process
-            sr = sr.compute()
-    write_raster(sr, args.output, overwrite=args.overwrite, cog=args.cog, progress=not args.quiet)
+    options = dict(
+        tile=args.tile,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        device=args.device,
+        precision=args.precision,
+    )
+    written = dict(overwrite=args.overwrite, cog=args.cog, progress=not args.quiet)
+    with _cluster(args):
+        if _many_scenes(args):
+            outcomes = upscale_scenes(
+                args.input,
+                args.output,
+                args.scale,
+                args.model,
+                chunk=args.chunk,
+                on_scene=_print_outcome,
+                **written,
+                **options,
+            )
+            return _job_status(outcomes)
+        cube = open_raster(args.input[0], chunks=_chunks(args))
+        sr = upscale(cube, args.scale, args.model, **options)
+        write_raster(sr, args.output, **written)
     print(f"wrote {args.output}: {dict(sr.sizes)}")
+    return 0
 
 
-def unmix_outputs(output: str | Path) -> dict[str, Path]:
-    """Paths written by ``unmix``: a Zarr store holds everything; a GeoTIFF gets siblings."""
-    from .io import output_format
-
-    out = Path(output)
-    if output_format(out) == "zarr":
-        return {"dataset": out}
-    stem = out.with_suffix("")
-    return {
-        "abundances": out,
-        "rmse": stem.with_name(stem.name + "_rmse.tif"),
-        "endmembers": stem.with_name(stem.name + "_endmembers.csv"),
-    }
-
-
-def write_unmixing(
-    res: xr.Dataset, output: str | Path, *, overwrite: bool, progress: bool
-) -> dict[str, Path]:
-    """Write an ``unmix`` result atomically: Zarr (one store) or GeoTIFFs + an endmember CSV."""
-    from .io import atomic_outputs, store_rasters, to_zarr
-
-    paths = unmix_outputs(output)
-    if "dataset" in paths:
-        with atomic_outputs([paths["dataset"]], overwrite=overwrite) as (tmp,):
-            to_zarr(res, tmp)
-        return paths
-    with atomic_outputs(list(paths.values()), overwrite=overwrite) as (ab_tmp, rmse_tmp, csv_tmp):
-        store_rasters([(res["abundances"], ab_tmp), (res["rmse"], rmse_tmp)], progress=progress)
-        res["endmembers"].to_pandas().T.to_csv(csv_tmp, index_label="band")
-    return paths
-
-
-def _cmd_unmix(args: argparse.Namespace) -> None:
+def _cmd_unmix(args: argparse.Namespace) -> int:
     from .io import open_raster
-    from .unmixing.scene import unmix
+    from .scenes import unmix_scenes
+    from .unmixing.scene import unmix, write_unmixing
 
-    cube = open_raster(args.input, chunks=_chunks(args))
-    training = _training_options(args)
-    with _cluster(args) as client:
-        res = unmix(
-            cube,
-            args.n_endmembers,
-            args.method,
-            scale=args.scale,
-            model=args.model,
-            training={**training, "progress": not args.quiet},
-            seed=args.seed,
-            device=args.device,
-        )
-        if client is not None:
-            res = res.compute()  # as in upscale: written here, after the cluster's work
-    paths = write_unmixing(res, args.output, overwrite=args.overwrite, progress=not args.quiet)
+    options = dict(
+        scale=args.scale,
+        model=args.model,
+        training={**_training_options(args), "progress": not args.quiet},
+        seed=args.seed,
+        device=args.device,
+    )
+    with _cluster(args):
+        if _many_scenes(args):
+            outcomes = unmix_scenes(
+                args.input,
+                args.output,
+                args.n_endmembers,
+                args.method,
+                chunk=args.chunk,
+                overwrite=args.overwrite,
+                progress=not args.quiet,
+                on_scene=_print_outcome,
+                **options,
+            )
+            return _job_status(outcomes)
+        cube = open_raster(args.input[0], chunks=_chunks(args))
+        res = unmix(cube, args.n_endmembers, args.method, **options)
+        paths = write_unmixing(res, args.output, overwrite=args.overwrite, progress=not args.quiet)
     print(f"wrote {', '.join(map(str, paths.values()))} ({res.attrs['n_endmembers']} endmembers)")
+    return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -220,9 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "input", help="input raster: GeoTIFF, ENVI or any GDAL-readable file, or .zarr"
+            "input",
+            nargs="+",
+            help="input raster: GeoTIFF, ENVI or any GDAL-readable file, or .zarr; several "
+            "inputs or a quoted glob pattern ('scenes/*.tif') make one job over many scenes",
         )
-        p.add_argument("output", help="output: .tif (GeoTIFF) or .zarr")
+        p.add_argument(
+            "output",
+            help="output: .tif (GeoTIFF) or .zarr; with many scenes, a folder (one output per "
+            "scene, written as soon as the scene is done)",
+        )
         p.add_argument(
             "--chunk",
             type=int,
@@ -263,8 +279,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="context pixels per patch (default: the model's receptive field)",
     )
-    up.add_argument("--batch-size", type=int, default=8, help="patches per model call (default 8)")
+    up.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="patches per model call (default: 8 on a CPU, sized to free memory on a GPU)",
+    )
     up.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    up.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        default="fp32",
+        help="fp32, or mixed precision for the network (bf16/fp16: faster on GPUs)",
+    )
     up.add_argument("--cog", action="store_true", help="write a Cloud Optimized GeoTIFF")
     cluster(up)
     up.set_defaults(func=_cmd_upscale)
@@ -419,19 +446,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    """Run the CLI; returns the exit status (0 ok, 1 some scenes of a many-scene job failed,
+    2 bad input, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
-        args.func(args)
+        status = args.func(args)
     except UnmixSRError as exc:
         print(f"xr-unmixsr: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("xr-unmixsr: interrupted; no output was written", file=sys.stderr)
+        print("xr-unmixsr: interrupted; the output being written was removed", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

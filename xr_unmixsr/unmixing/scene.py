@@ -8,6 +8,8 @@ no part; the endmember spectra are NaN there.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import dask.array as da
@@ -16,6 +18,7 @@ import xarray as xr
 
 from .. import geometry
 from ..errors import BandMismatchError, ParameterError
+from ..io import atomic_outputs, output_format, store_rasters, to_zarr
 from .fcls import fcls, reconstruction_rmse
 from .vca import vca
 
@@ -333,3 +336,31 @@ def _unmixing_dataset(
         name="endmembers",
     )
     return xr.Dataset({"abundances": abundances, "endmembers": em_da, "rmse": rmse})
+
+
+def unmix_outputs(output: str | os.PathLike[str]) -> dict[str, Path]:
+    """Paths written by ``unmix``: a Zarr store holds everything; a GeoTIFF gets siblings."""
+    out = Path(output)
+    if output_format(out) == "zarr":
+        return {"dataset": out}
+    stem = out.with_suffix("")
+    return {
+        "abundances": out,
+        "rmse": stem.with_name(stem.name + "_rmse.tif"),
+        "endmembers": stem.with_name(stem.name + "_endmembers.csv"),
+    }
+
+
+def write_unmixing(
+    res: xr.Dataset, output: str | os.PathLike[str], *, overwrite: bool, progress: bool
+) -> dict[str, Path]:
+    """Write an ``unmix`` result atomically: Zarr (one store) or GeoTIFFs + an endmember CSV."""
+    paths = unmix_outputs(output)
+    if "dataset" in paths:
+        with atomic_outputs([paths["dataset"]], overwrite=overwrite) as (tmp,):
+            to_zarr(res, tmp)
+        return paths
+    with atomic_outputs(list(paths.values()), overwrite=overwrite) as (ab_tmp, rmse_tmp, csv_tmp):
+        store_rasters([(res["abundances"], ab_tmp), (res["rmse"], rmse_tmp)], progress=progress)
+        res["endmembers"].to_pandas().T.to_csv(csv_tmp, index_label="band")
+    return paths
