@@ -450,3 +450,34 @@ def test_envi_with_map_info_and_wavelengths(tmp_path: Path) -> None:
     assert tuple(cube.rio.transform())[:6] == (30.0, 0.0, 366975.0, 0.0, -30.0, 5808045.0)
     np.testing.assert_array_equal(cube["wavelength"].values, [400.5, 500, 600, 700, 800.25])
     np.testing.assert_array_equal(cube.values, data)
+
+
+def test_lazy_zarr_write_computes_each_block_once(tmp_path: Path) -> None:
+    """The Zarr blocks and the all-nodata check come from one computation of each block."""
+    calls = []
+
+    def count(block: np.ndarray) -> np.ndarray:
+        calls.append(block.shape)
+        return block
+
+    data = da.from_array(_values(), chunks=(BANDS, 16, 16)).map_blocks(
+        count, dtype=np.float32, meta=np.empty((0, 0, 0), np.float32)
+    )
+    write_raster(_cube(data), tmp_path / "once.zarr")
+    assert len(calls) == data.npartitions
+    np.testing.assert_array_equal(open_raster(tmp_path / "once.zarr").values, _values())
+
+
+def test_lazy_zarr_write_keeps_xarray_encoding(tmp_path: Path) -> None:
+    """A variable whose stored values differ from its data (scale/offset, other dtype) is
+    encoded by xarray, block by block."""
+    cube = _cube().chunk({"y": 16, "x": 16})
+    cube.encoding = {"dtype": "int16", "scale_factor": 0.5}
+    write_raster(cube, tmp_path / "scaled.zarr")
+    raw = xr.open_zarr(tmp_path / "scaled.zarr", mask_and_scale=False)
+    assert raw[next(iter(raw.data_vars))].dtype == np.int16
+    back = xr.open_zarr(tmp_path / "scaled.zarr")
+    # the valid values (row 0 holds the nodata pixel, whose CF decoding is xarray's business)
+    np.testing.assert_allclose(
+        back[next(iter(back.data_vars))].values[:, 1:], _values()[:, 1:], atol=0.25
+    )

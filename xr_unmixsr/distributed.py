@@ -8,6 +8,7 @@ Python API and the ``cube.unmixsr`` accessor need nothing more than ``with Clien
 from __future__ import annotations
 
 import contextlib
+import gc
 import threading
 import time
 import uuid
@@ -84,6 +85,11 @@ def client_for(
     try:
         client = distributed.Client(scheduler, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
+        # the half-made Client lives on in the traceback's frames; collected later, at random,
+        # its __del__ can run inside the next Client's start and deadlock distributed's loop
+        # runner (seen in the test suite): drop the frames and collect it now
+        exc.__traceback__ = None
+        gc.collect()
         raise DistributedError(
             f"cannot connect to the dask scheduler at {scheduler!r}: {exc}; "
             "check the address (e.g. tcp://host:8786) and that the scheduler is running"

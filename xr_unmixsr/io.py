@@ -23,6 +23,7 @@ import rasterio
 import rasterio.shutil
 import rioxarray
 import xarray as xr
+import zarr
 from dask.callbacks import Callback
 
 from .distributed import active_client, compute_on_cluster, write_lock
@@ -229,9 +230,9 @@ def _own_thread_pool() -> Iterator[dict[str, Any]]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _any_valid(da: xr.DataArray) -> Any:
-    """A lazy (or eager) boolean: does ``da`` hold any value that is not nodata/NaN?"""
-    return (~mask_invalid(da.data, _nodata(da))).any()
+def _any_valid(data: Any, nodata: float) -> Any:
+    """A lazy (or eager) boolean: does ``data`` hold any value that is not nodata/NaN?"""
+    return (~mask_invalid(data, nodata)).any()
 
 
 def _write_band_metadata(path: Path, da: xr.DataArray) -> None:
@@ -266,16 +267,53 @@ def to_zarr(ds: xr.Dataset, path: Path, *, compute: bool = True) -> Any:
         return ds.to_zarr(path, mode="w", compute=compute)
 
 
+def _write_zarr_block(
+    block: np.ndarray, *, target: Any, nodata: float, block_info: dict | None = None
+) -> np.ndarray:
+    """Write one block into its region of the Zarr array ``target``; return whether it holds a
+    valid value, as a one-element array of the block's rank."""
+    region = tuple(slice(a, b) for a, b in block_info[0]["array-location"])  # type: ignore[index]
+    target[region] = block
+    return np.full((1,) * block.ndim, bool((~mask_invalid(block, nodata)).any()))
+
+
 def _store(
     da: xr.DataArray, tmp: Path, fmt: str, compress: str, blocksize: int, client: Any | None
-) -> Any:
-    """A lazy write of ``da`` to ``tmp`` (dask-delayed when ``da`` is dask-backed).
+) -> tuple[Any, Any]:
+    """A lazy write of ``da`` to ``tmp``: (a task to compute, or None; a lazy "holds a valid
+    value" check that writes the blocks as it is computed, or None).
 
-    With a distributed ``client`` the workers write the blocks themselves (a GeoTIFF under a
+    A Zarr output is written by its check: each block is stored and then reduced to one boolean,
+    so the validity test costs no second computation of the blocks (a separate ``any()`` over
+    ``da`` would be optimised apart from the store and compute every block twice). With a
+    distributed ``client`` the workers write the blocks themselves (a GeoTIFF under a
     cluster-wide lock), so ``tmp`` must be on storage the workers share with this process.
     """
     if fmt == "zarr":
-        return to_zarr(da.rename(da.name or "data").to_dataset(), tmp, compute=False)
+        name = da.name or "data"
+        # coordinates (wavelength, fwhm...) are small: loaded, they are written with the metadata
+        ds = da.rename(name).to_dataset()
+        ds = ds.assign_coords({k: c.load() for k, c in ds.coords.items() if c.chunks})
+        if da.chunks is None:
+            to_zarr(ds, tmp)
+            return None, None
+        deferred = to_zarr(ds, tmp, compute=False)  # metadata and coordinates now
+        enc = da.encoding
+        if {"scale_factor", "add_offset"} & enc.keys() or np.dtype(
+            enc.get("dtype", da.dtype)
+        ) != np.dtype(da.dtype):
+            return deferred, None  # values change when stored: xarray encodes each block
+        target = zarr.open_array(str(tmp), path=name, mode="r+")
+        # chunk-aligned block writes: no lock needed, also across processes
+        flags = da.data.map_blocks(
+            _write_zarr_block,
+            target=target,
+            nodata=_nodata(da),
+            chunks=tuple((1,) * len(c) for c in da.data.chunks),
+            dtype=bool,
+            meta=np.empty((0,) * da.ndim, bool),
+        )
+        return None, flags.any()
     kwargs = dict(
         driver="GTiff",
         tiled=True,
@@ -286,10 +324,11 @@ def _store(
     )
     if da.chunks is None:
         da.rio.to_raster(tmp, **kwargs)
-        return None
-    return _tile_aligned(da, blocksize).rio.to_raster(
+        return None, None
+    task = _tile_aligned(da, blocksize).rio.to_raster(
         tmp, lock=write_lock(client), compute=False, **kwargs
     )
+    return task, None
 
 
 def _tile_aligned(da: xr.DataArray, blocksize: int) -> xr.DataArray:
@@ -359,19 +398,26 @@ def store_rasters(
     """
     fmts = [output_format(p) for _, p in items]
     client = active_client()
-    stores = [
-        _store(da, path, fmt, compress, blocksize, client)
-        for (da, path), fmt in zip(items, fmts, strict=True)
-    ]
-    check = _any_valid(items[0][0]) if require_valid else True
-    lazy = [s for s in stores if s is not None]
+    tasks, checks = zip(
+        *(
+            _store(da, path, fmt, compress, blocksize, client)
+            for (da, path), fmt in zip(items, fmts, strict=True)
+        ),
+        strict=True,
+    )
+    first = items[0][0]
+    check = checks[0]
+    if check is None:
+        check = _any_valid(first.data, _nodata(first)) if require_valid else True
+    # every lazy write, and the first output's check last
+    lazy = [t for t in (*tasks, *checks[1:]) if t is not None]
     if client is not None:
         *_, valid = compute_on_cluster(client, [*lazy, dask.delayed(check)], progress=progress)
         if on_progress:
             on_progress(1, 1)
     else:
         valid = _compute_locally(lazy, check, progress, on_progress)
-    if not valid:
+    if require_valid and not valid:
         raise InvalidDataError(
             "the result holds no valid pixel (the input is all nodata/NaN): check the input's "
             "nodata value and band range"
