@@ -84,7 +84,9 @@ _batch_sizes: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[Any, ...], i
 )
 
 
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+def precision_context(
+    device: torch.device, precision: str
+) -> contextlib.AbstractContextManager[Any]:
     """Mixed precision for the network call: torch autocast to ``precision`` (fp32: none)."""
     dtype = PRECISIONS[precision]
     if dtype is None:
@@ -130,7 +132,7 @@ def auto_batch_size(
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         before = torch.cuda.memory_allocated(device)
-        with torch.inference_mode(), _autocast(device, precision):
+        with torch.inference_mode(), precision_context(device, precision):
             model.network(torch.zeros((1, *patch_shape), device=device))
         per_patch = torch.cuda.max_memory_allocated(device) - before
         cache[key] = batch_for_memory(torch.cuda.mem_get_info(device)[0], per_patch)
@@ -148,7 +150,7 @@ def _launch(
     x = torch.from_numpy(np.ascontiguousarray(batch))
     cuda = device.type == "cuda"
     x = x.pin_memory().to(device, non_blocking=True) if cuda else x.to(device)
-    with _autocast(device, precision):
+    with precision_context(device, precision):
         y = model.network(x).float()
     if not cuda:
         return y.cpu(), None
