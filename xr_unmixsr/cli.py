@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,32 @@ def _print_outcome(outcome: Any) -> None:
         print(f"FAILED {outcome.input}: {outcome.error}", flush=True)
 
 
+def _one_or_many(
+    args: argparse.Namespace,
+    one: Callable[[], str],
+    many: Callable[..., Sequence[Any]],
+    *many_args: Any,
+    **many_kwargs: Any,
+) -> int:
+    """Run one scene (``one()`` returns what to print) or, for several inputs or a pattern, the
+    many-scene job ``many(inputs, folder, *many_args, ...)``; in the cluster of ``args``."""
+    with _cluster(args):
+        if _many_scenes(args):
+            outcomes = many(
+                args.input,
+                args.output,
+                *many_args,
+                chunk=args.chunk,
+                overwrite=args.overwrite,
+                progress=not args.quiet,
+                on_scene=_print_outcome,
+                **many_kwargs,
+            )
+            return _job_status(outcomes)
+        print(one())
+    return 0
+
+
 def _cmd_upscale(args: argparse.Namespace) -> int:
     from .io import open_raster, write_raster
     from .scenes import upscale_scenes
@@ -59,25 +85,16 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
     )
-    written = dict(overwrite=args.overwrite, cog=args.cog, progress=not args.quiet)
-    with _cluster(args):
-        if _many_scenes(args):
-            outcomes = upscale_scenes(
-                args.input,
-                args.output,
-                args.scale,
-                args.model,
-                chunk=args.chunk,
-                on_scene=_print_outcome,
-                **written,
-                **options,
-            )
-            return _job_status(outcomes)
+
+    def one() -> str:
         cube = open_raster(args.input[0], chunks=_chunks(args))
         sr = upscale(cube, args.scale, args.model, **options)
-        write_raster(sr, args.output, **written)
-    print(f"wrote {args.output}: {dict(sr.sizes)}")
-    return 0
+        write_raster(
+            sr, args.output, overwrite=args.overwrite, cog=args.cog, progress=not args.quiet
+        )
+        return f"wrote {args.output}: {dict(sr.sizes)}"
+
+    return _one_or_many(args, one, upscale_scenes, args.scale, args.model, cog=args.cog, **options)
 
 
 def _cmd_unmix(args: argparse.Namespace) -> int:
@@ -92,25 +109,15 @@ def _cmd_unmix(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
     )
-    with _cluster(args):
-        if _many_scenes(args):
-            outcomes = unmix_scenes(
-                args.input,
-                args.output,
-                args.n_endmembers,
-                args.method,
-                chunk=args.chunk,
-                overwrite=args.overwrite,
-                progress=not args.quiet,
-                on_scene=_print_outcome,
-                **options,
-            )
-            return _job_status(outcomes)
+
+    def one() -> str:
         cube = open_raster(args.input[0], chunks=_chunks(args))
         res = unmix(cube, args.n_endmembers, args.method, **options)
         paths = write_unmixing(res, args.output, overwrite=args.overwrite, progress=not args.quiet)
-    print(f"wrote {', '.join(map(str, paths.values()))} ({res.attrs['n_endmembers']} endmembers)")
-    return 0
+        n = res.attrs["n_endmembers"]
+        return f"wrote {', '.join(map(str, paths.values()))} ({n} endmembers)"
+
+    return _one_or_many(args, one, unmix_scenes, args.n_endmembers, args.method, **options)
 
 
 def _cmd_train(args: argparse.Namespace) -> None:

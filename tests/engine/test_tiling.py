@@ -15,7 +15,12 @@ import torch
 from dask.callbacks import Callback
 
 from xr_unmixsr.engine import predict_array, upscale_array
-from xr_unmixsr.engine.tiling import CPU_BATCH_SIZE, auto_batch_size, batch_for_memory
+from xr_unmixsr.engine.tiling import (
+    CPU_BATCH_BYTES,
+    CPU_BATCH_SIZE,
+    auto_batch_size,
+    batch_for_memory,
+)
 from xr_unmixsr.errors import TilingError, UnmixSRError
 from xr_unmixsr.models import bicubic_model, conv_model
 
@@ -334,7 +339,14 @@ def test_automatic_batch_size_on_cpu_equals_explicit() -> None:
     auto = upscale_array(da.from_array(data, chunks=(-1, 20, 13)), model, tile=5, device="cpu")
     one = upscale_array(data, model, tile=5, batch_size=1, device="cpu")
     _assert_close(auto.compute(), one, data)
-    assert auto_batch_size(model, (3, 9, 9), torch.device("cpu"), "fp32") == CPU_BATCH_SIZE
+    cpu = torch.device("cpu")
+    assert auto_batch_size(model, (3, 9, 9), cpu, "fp32") == CPU_BATCH_SIZE
+    # large patches: as many as fit CPU_BATCH_BYTES of float32 output, at least one
+    wide = conv_model(64, 2, features=8)
+    per_patch = 4 * 64 * (2 * 260) ** 2
+    expected = max(1, min(CPU_BATCH_SIZE, CPU_BATCH_BYTES // per_patch))
+    assert auto_batch_size(wide, (64, 260, 260), cpu, "fp32") == expected < CPU_BATCH_SIZE
+    assert auto_batch_size(wide, (64, 2000, 2000), cpu, "fp32") == 1
 
 
 @pytest.mark.parametrize(

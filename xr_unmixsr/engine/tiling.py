@@ -78,6 +78,7 @@ PRECISIONS: dict[str, torch.dtype | None] = {
     "fp16": torch.float16,
 }
 CPU_BATCH_SIZE = 8
+CPU_BATCH_BYTES = 128 * 2**20
 _placement_lock = threading.Lock()
 _batch_sizes: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[Any, ...], int]] = (
     weakref.WeakKeyDictionary()
@@ -122,10 +123,14 @@ def auto_batch_size(
 
     On CUDA one patch is run through the network to measure its peak memory, and the batch
     fills half of the device's free memory (at most 256 patches); measured once per model,
-    device and patch shape. On other devices: :data:`CPU_BATCH_SIZE`.
+    device and patch shape. On other devices: :data:`CPU_BATCH_SIZE` patches, fewer when their
+    float32 output would exceed :data:`CPU_BATCH_BYTES` (larger batches do not run faster on a
+    CPU, they only take memory).
     """
     if device.type != "cuda":
-        return CPU_BATCH_SIZE
+        channels, ph, pw = patch_shape
+        out_bytes = 4 * (model.out_channels or channels) * ph * pw * model.scale**2
+        return max(1, min(CPU_BATCH_SIZE, CPU_BATCH_BYTES // out_bytes))
     key = (str(device), patch_shape, precision)
     cache = _batch_sizes.setdefault(model.network, {})
     if key not in cache:
@@ -229,8 +234,10 @@ def upscale_block(
                 out[:, y0 * s : (y0 + th) * s, x0 * s : (x0 + tw) * s],
             )
 
-    # one batch in flight: on a GPU the next batch is cut and launched before the previous
-    # one's output is unpacked on the CPU
+    # on a GPU one batch is in flight: the next batch is cut and launched before the previous
+    # one's output is unpacked on the CPU; on a CPU nothing runs in the background, so each
+    # batch is unpacked at once and only one batch output is in memory
+    in_flight = dev.type == "cuda"
     pending = None
     with torch.inference_mode():
         for i in range(0, len(windows), batch_size):
@@ -241,7 +248,11 @@ def upscale_block(
             launched = (chunk, _launch(model, batch, dev, precision))
             if pending is not None:
                 unpack(*pending)
-            pending = launched
+                pending = None
+            if in_flight:
+                pending = launched
+            else:
+                unpack(*launched)
         if pending is not None:
             unpack(*pending)
     return _mark_missing(out, model, invalid[:, halo : halo + h, halo : halo + w], nodata)
@@ -342,15 +353,10 @@ def upscale_array(
     if precision not in PRECISIONS:
         raise TilingError(f"precision={precision!r}: use one of {', '.join(PRECISIONS)}")
     # the device is resolved, and the model moved there, where the blocks run (_placed)
-    kwargs: dict[str, Any] = dict(
-        model=model,
-        halo=halo,
-        tile=tile,
-        batch_size=batch_size,
-        device=device,
-        nodata=nodata,
-        precision=precision,
+    engine: dict[str, Any] = dict(
+        tile=tile, batch_size=batch_size, device=device, nodata=nodata, precision=precision
     )
+    kwargs: dict[str, Any] = dict(model=model, halo=halo, **engine)
     s = model.scale
     if not isinstance(data, da.Array):
         padded = np.pad(np.asarray(data), ((0, 0), (halo, halo), (halo, halo)), mode="edge")
@@ -360,16 +366,7 @@ def upscale_array(
     pad_y, pad_x = max(0, halo - data.shape[1]), max(0, halo - data.shape[2])
     if pad_y or pad_x:
         padded = da.pad(data, ((0, 0), (pad_y, pad_y), (pad_x, pad_x)), mode="edge")
-        out = upscale_array(
-            padded,
-            model,
-            tile=tile,
-            overlap=halo,
-            batch_size=batch_size,
-            device=device,
-            nodata=nodata,
-            precision=precision,
-        )
+        out = upscale_array(padded, model, overlap=halo, **engine)
         h, w = data.shape[1:]
         return out[:, pad_y * s : (pad_y + h) * s, pad_x * s : (pad_x + w) * s]
     data = data.rechunk(
