@@ -18,6 +18,7 @@ from xr_unmixsr.engine import predict_array, upscale_array
 from xr_unmixsr.engine.tiling import (
     CPU_BATCH_BYTES,
     CPU_BATCH_SIZE,
+    _on,
     auto_batch_size,
     batch_for_memory,
 )
@@ -363,3 +364,13 @@ def test_lazy_graph_leaves_the_model_where_it_is() -> None:
     lazy = upscale_array(da.zeros((3, 16, 16), chunks=8), model, device="cpu")
     assert next(model.network.parameters()).device.type == "meta"
     assert lazy.shape == (3, 32, 32)
+
+
+@pytest.mark.parametrize(
+    ("where", "device", "expected"),
+    [("cuda:0", "cuda", True), ("cuda:1", "cuda:1", True), ("cuda:1", "cuda:0", False)]
+    + [("cpu", "cuda", False), ("cpu", "cpu", True)],
+)
+def test_placement_compares_devices(where: str, device: str, expected: bool) -> None:
+    """``cuda`` without an index matches the GPU a model is on: it is not moved again per block."""
+    assert _on(torch.device(where), torch.device(device)) is expected

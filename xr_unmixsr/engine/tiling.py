@@ -102,11 +102,16 @@ def _placed(model: SRModel, device: torch.device) -> SRModel:
     GPU it is given) loads the weights onto its device once, lazily, when its first block runs.
     """
     param = next(model.network.parameters(), None)
-    if param is not None and param.device != device:
+    if param is not None and not _on(param.device, device):
         with _placement_lock:
-            if param.device != device:
+            if not _on(param.device, device):
                 model.to(device)
     return model
+
+
+def _on(where: torch.device, device: torch.device) -> bool:
+    """Is a tensor on ``where`` on ``device``? (``cuda`` without an index: the current GPU)."""
+    return where.type == device.type and device.index in (None, where.index)
 
 
 def batch_for_memory(
