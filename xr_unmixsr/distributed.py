@@ -67,7 +67,7 @@ def client_for(
     distributed = _import_distributed()
     # the clients are not made dask's default (set_as_default=False): a Client that fails to
     # connect would otherwise stay registered, and every later computation of the process would
-    # wait on it; the working client is made the scheduler for this context only (_scheduled_on)
+    # wait on it; the working client is made the scheduler for this context only (scheduled_on)
     if workers is not None:
         with (
             distributed.LocalCluster(
