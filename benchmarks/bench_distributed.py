@@ -22,6 +22,7 @@ Three parts, each printed as a table:
 Nothing is asserted. Usage::
 
     python benchmarks/bench_distributed.py scene [--size 8192] [--bands 64] [--chunk 512]
+        [--memory-limit 3GB]
     python benchmarks/bench_distributed.py speedup [--size 1024] [--bands 64] [--chunk 256]
     python benchmarks/bench_distributed.py graph
 """
@@ -84,13 +85,15 @@ def synthetic_scene(size: int, bands: int, chunk: int) -> xr.DataArray:
     ).rio.write_crs("EPSG:32633")
 
 
-def _cluster(workers: int) -> distributed.LocalCluster:
+def _cluster(workers: int, memory_limit: str = "0") -> distributed.LocalCluster:
+    """Workers of one thread; no memory limit unless one is given (e.g. "3GB": dask's worker
+    memory manager then spills at 60 %, pauses at 80 % and restarts the worker at 95 %)."""
     return distributed.LocalCluster(
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
         dashboard_address=":0",
-        memory_limit=0,  # measured, not limited
+        memory_limit=memory_limit,
     )
 
 
@@ -98,9 +101,14 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _timed_write(workers: int, sr: xr.DataArray, out: Path) -> tuple[float, list[int]]:
+def _timed_write(
+    workers: int, sr: xr.DataArray, out: Path, memory_limit: str = "0"
+) -> tuple[float, list[int]]:
     """Write ``sr`` to ``out`` on a fresh cluster; wall seconds and each worker's peak RSS."""
-    with _cluster(workers) as cluster, distributed.Client(cluster, set_as_default=False) as c:
+    with (
+        _cluster(workers, memory_limit) as cluster,
+        distributed.Client(cluster, set_as_default=False) as c,
+    ):
         c.run(lambda: None)  # workers up
         start = time.perf_counter()
         with scheduled_on(c):
@@ -118,10 +126,13 @@ def bench_scene(args: argparse.Namespace, tmp: Path) -> None:
     cube = synthetic_scene(args.size, args.bands, args.chunk)
     sr = xr_unmixsr.upscale(cube, 2)
     out = tmp / "sr.zarr"
-    wall, peaks = _timed_write(args.workers, sr, out)
+    wall, peaks = _timed_write(args.workers, sr, out, args.memory_limit)
     in_bytes, out_bytes = cube.nbytes, sr.nbytes
     print(f"scene {args.bands} x {args.size} x {args.size} float32 ({in_bytes / GB:.1f} GiB), ")
-    print(f"x2 bicubic -> {sr.shape} ({out_bytes / GB:.1f} GiB), chunks {args.chunk}")
+    print(
+        f"x2 bicubic -> {sr.shape} ({out_bytes / GB:.1f} GiB), chunks {args.chunk}, "
+        f"worker memory limit {args.memory_limit}"
+    )
     print(
         "| workers | wall (s) | output MB/s | Zarr on disk (GiB) | peak RSS per worker (GiB) "
         "| client peak RSS (GiB) |"
@@ -179,6 +190,9 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--features", type=int, default=32)
+    parser.add_argument(
+        "--memory-limit", default="0", help="scene: dask worker memory limit (default 0: none)"
+    )
     parser.add_argument("--tmp", default=None, help="folder for the outputs (default: a temp dir)")
     args = parser.parse_args()
     defaults: dict[str, Any] = {"scene": (8192, 512), "speedup": (1024, 256), "graph": (0, 0)}
