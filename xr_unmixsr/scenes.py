@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +91,7 @@ def scene_outputs(inputs: Sequence[Path], out_dir: str | os.PathLike[str], name:
         )
     outputs = [folder / name.format(stem=p.name.split(".")[0]) for p in inputs]
     output_format(outputs[0])
-    clashes = sorted({str(o) for o in outputs if outputs.count(o) > 1})
+    clashes = sorted(str(o) for o, n in Counter(outputs).items() if n > 1)
     if clashes:
         raise ParameterError(
             f"several input scenes would be written to {', '.join(clashes)}: give scenes with "
