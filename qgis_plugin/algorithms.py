@@ -219,8 +219,8 @@ class UnmixAlgorithm(_Algorithm):
         "abundance (fraction, >= 0, summing to 1) of each endmember. Methods: <b>vca-fcls</b> "
         "(VCA endmembers, or given ones, and fully constrained least squares; seconds), "
         "<b>autoencoder</b> (the unmixing autoencoder of UnmixingSR trained on the scene; "
-        "minutes on a CPU) and <b>smile</b> (SR-guided unmixing: abundances on a grid SCALE "
-        "times finer). Writes the abundance GeoTIFF (one band per endmember, the band "
+        "minutes on a CPU) and <b>smile</b> (SR-guided unmixing network). With SCALE, the "
+        "abundances are on a grid SCALE times finer than the input's. Writes the abundance GeoTIFF (one band per endmember, the band "
         "descriptions are the endmember names), OUTPUT_rmse.tif (per-pixel reconstruction error) "
         "and OUTPUT_endmembers.csv (one row per band, one column per endmember) beside it."
     )
@@ -241,10 +241,16 @@ class UnmixAlgorithm(_Algorithm):
         )
         self._add(
             QgsProcessingParameterNumber(
-                "SCALE", "Scale factor (smile)", _INT, None, optional=True, minValue=1
+                "SCALE",
+                "Scale factor (finer abundance grid)",
+                _INT,
+                None,
+                optional=True,
+                minValue=1,
             ),
-            "smile only (and required there): the abundance grid is 2, 3, 4 or 8 times finer "
-            "than the input's.",
+            "Empty: abundances on the input's grid. 2, 3, 4 or 8: on a grid that many times "
+            "finer; smile (which needs it) predicts them with its network, vca-fcls and "
+            "autoencoder refine their abundances onto it by back-projection.",
         )
         self._add(
             QgsProcessingParameterFile(

@@ -209,7 +209,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         )
     else:
         rows = evaluate_sr_unmixing(
-            bench, args.scale or 4, training=training, seed=args.seed, device=args.device
+            bench,
+            args.scale or 4,
+            args.method or ["vca-fcls", "smile"],
+            training=training,
+            seed=args.seed,
+            device=args.device,
         )
     _report(rows, ["method", "sad", "rmse", "seconds"], args)
 
@@ -311,10 +316,14 @@ def build_parser() -> argparse.ArgumentParser:
     un.add_argument(
         "--method",
         default="vca-fcls",
-        help="vca-fcls (default), autoencoder or smile (abundances on a --scale times finer grid)",
+        help="vca-fcls (default), autoencoder or smile",
     )
     un.add_argument(
-        "--scale", type=int, default=None, help="smile: how much finer the abundance grid is"
+        "--scale",
+        type=int,
+        default=None,
+        help="abundances on a grid 2, 3, 4 or 8 times finer: predicted by smile (required "
+        "there), back-projected for vca-fcls and autoencoder",
     )
     un.add_argument(
         "--model",
@@ -419,9 +428,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev_sm = ev_sub.add_parser(
         "sr-unmix",
-        help="SR-guided unmixing (SMILE) vs bicubic-upsampled LR abundances on a degraded scene",
+        help="abundances on a finer grid (SMILE, back-projection) vs bicubic-upsampled LR "
+        "abundances on a degraded scene",
     )
     ev_sm.add_argument("scene", help="a scene with true abundances: urban, jasper or samson")
+    ev_sm.add_argument(
+        "--method",
+        action="append",
+        help="vca-fcls (back-projected), smile (repeatable; default both); the bicubic "
+        "baseline and the references are always scored",
+    )
     for p in (ev_un, ev_sm):
         p.add_argument(
             "--scale", type=int, default=None, help="smile's factor (unmix: 2, sr-unmix: 4)"

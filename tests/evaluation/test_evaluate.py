@@ -12,7 +12,7 @@ import xarray as xr
 
 import xr_unmixsr
 from xr_unmixsr.cli import main
-from xr_unmixsr.errors import MissingCRSWarning
+from xr_unmixsr.errors import MissingCRSWarning, ParameterError
 from xr_unmixsr.evaluation.datasets import Benchmark
 from xr_unmixsr.evaluation.evaluate import (
     evaluate_sr,
@@ -110,12 +110,29 @@ def test_evaluate_sr_unmixing_rows() -> None:
     )
     assert [r["method"] for r in rows] == [
         "vca-fcls LR + bicubic",
+        "vca-fcls LR + back-projection",
         "smile",
         "true LR abundances + bicubic (reference)",
+        "true LR abundances + back-projection (reference)",
     ]
     for row in rows:
         assert 0 <= row["rmse"] < 1
         assert np.isfinite(row["sad"])
+    by = {r["method"]: r["rmse"] for r in rows}
+    # the blocks are sharp: back-projection beats bicubic upsampling, from estimated or true LR
+    assert by["vca-fcls LR + back-projection"] < by["vca-fcls LR + bicubic"]
+    assert (
+        by["true LR abundances + back-projection (reference)"]
+        < by["true LR abundances + bicubic (reference)"]
+    )
+
+
+def test_evaluate_sr_unmixing_methods() -> None:
+    rows = evaluate_sr_unmixing(_mixed_bench(), 2, ["vca-fcls"])
+    assert "smile" not in [r["method"] for r in rows]
+    assert len(rows) == 4
+    with pytest.raises(ParameterError, match="unknown methods"):
+        evaluate_sr_unmixing(_mixed_bench(), 2, ["autoencoder"])
 
 
 def test_markdown_table() -> None:

@@ -178,6 +178,23 @@ def test_unmix_smile_on_the_finer_grid(
     assert fb.progress[-1] == pytest.approx(100.0)
 
 
+def test_unmix_vca_fcls_back_projected_to_the_finer_grid(
+    enmap_crop: Path, tmp_path: Path, assert_same_raster: Any
+) -> None:
+    out = tmp_path / "fine.tif"
+    res = _run(
+        "unmix", {"INPUT": str(enmap_crop), "N_ENDMEMBERS": 3, "SCALE": 4, "OUTPUT": str(out)}
+    )
+    with rasterio.open(out) as src, rasterio.open(enmap_crop) as ref:
+        assert (src.count, src.height, src.width) == (3, 4 * ref.height, 4 * ref.width)
+        assert src.crs == ref.crs and src.transform.a == ref.transform.a / 4
+        assert src.bounds == ref.bounds
+    with rasterio.open(res["OUTPUT_RMSE"]) as src:
+        assert (src.height, src.width) == (4 * ref.height, 4 * ref.width)
+    expected = xr_unmixsr.unmix(open_raster(enmap_crop, chunks=CHUNKS), 3, scale=4)
+    assert_same_raster(out, expected["abundances"], rtol=1e-5)
+
+
 def test_unmix_autoencoder_equals_the_python_api(
     enmap_crop: Path, tmp_path: Path, assert_same_raster: Any
 ) -> None:
@@ -271,7 +288,7 @@ def test_cancel_training_within_one_step(enmap_crop: Path, tmp_path: Path) -> No
     [
         ("upscale", {"SCALE": 5}, "scale 5 is not supported: use one of (2, 3, 4, 8)"),
         ("unmix", {"METHOD": 2}, "method='smile' needs scale="),
-        ("unmix", {"SCALE": 2}, "scale=2 needs method='smile'"),
+        ("unmix", {"SCALE": 5}, "scale=5 is not supported"),
         ("train", {"SCALE": 2, "PATCH": 7}, "patch (7) must be a positive multiple of scale (2)"),
     ],
 )

@@ -19,6 +19,7 @@ import xarray as xr
 from .. import geometry
 from ..errors import BandMismatchError, ParameterError
 from ..io import atomic_outputs, output_format, store_rasters, to_zarr
+from ..models import SUPPORTED_SCALES
 from .fcls import fcls, reconstruction_rmse
 from .vca import vca
 
@@ -149,11 +150,16 @@ def unmix(
             ``endmembers``.
         method: ``"vca-fcls"`` (VCA endmembers, fully constrained least-squares abundances),
             ``"autoencoder"`` (the unmixing autoencoder of UnmixingSR, trained on the scene) or
-            ``"smile"`` (SR-guided multitask unmixing: abundances on a grid ``scale`` times
-            finer than the scene's).
+            ``"smile"`` (SR-guided multitask unmixing network: abundances on a grid ``scale``
+            times finer than the scene's).
         endmembers: known endmember spectra, (n_endmembers, bands) array or DataArray with an
             ``endmember`` dimension; skips VCA (``"vca-fcls"`` only).
-        scale: ``"smile"`` only: how much finer the abundance grid is (2, 3, 4, 8).
+        scale: how much finer the abundance grid is (2, 3, 4, 8; None or 1: the scene's grid).
+            ``"smile"`` needs it and predicts the fine abundances with its network;
+            ``"vca-fcls"`` and ``"autoencoder"`` unmix on the scene's grid, then refine their
+            abundances onto the finer grid by back-projection
+            (:class:`~xr_unmixsr.unmixing.subpixel.AbundanceBackProjection`), and their ``rmse``
+            is that of the scene pixel each fine pixel lies in.
         model: ``"autoencoder"``/``"smile"``: a trained checkpoint (path, or a trainer's
             ``model``) to apply instead of training on the scene.
         training: ``"autoencoder"``/``"smile"``: keyword arguments for the trainer (see
@@ -179,9 +185,9 @@ def unmix(
         raise ParameterError(
             f"method {method!r} learns its endmembers: drop endmembers= or use method='vca-fcls'"
         )
-    if scale not in (None, 1) and method != "smile":
+    if scale not in (None, 1) and scale not in SUPPORTED_SCALES:
         raise ParameterError(
-            f"scale={scale} needs method='smile' (SR-guided unmixing); {method!r} unmixes on the scene's grid"
+            f"scale={scale} is not supported: the abundance grid can be 2, 3, 4 or 8 times finer (or scale=None)"
         )
     lay = geometry.layout(cube, band_dim)
     cube = geometry.as_canonical(cube, lay)
@@ -236,9 +242,35 @@ def unmix(
         )
     else:
         stacked = _unmix_block(data, **kwargs)
-    ds = _unmixing_dataset(stacked, full, cube, lay, names)
-    ds.attrs.update(method=method, n_endmembers=p, seed=seed, n_samples=len(pixels))
+    fine = scale or 1
+    if fine > 1:
+        stacked = _subpixel(
+            stacked, fine, {"tile": tile, "batch_size": batch_size, "device": device}
+        )
+    ds = _unmixing_dataset(stacked, full, cube, lay, names, scale=fine)
+    ds.attrs.update(method=method, n_endmembers=p, seed=seed, n_samples=len(pixels), scale=fine)
     return ds
+
+
+def _subpixel(
+    stacked: np.ndarray | da.Array, scale: int, engine: dict[str, Any]
+) -> np.ndarray | da.Array:
+    """(p + 1, H, W) abundances + RMSE to the grid ``scale`` times finer.
+
+    The abundances are back-projected (:mod:`~xr_unmixsr.unmixing.subpixel`) through the tiling
+    engine (in tiles of at least the operator's halo); the RMSE of each scene pixel is repeated over the fine pixels it holds.
+    """
+    from ..engine.tiling import upscale_array
+    from .subpixel import backprojection_model
+
+    p = stacked.shape[0] - 1
+    model = backprojection_model(scale)
+    engine = {**engine, "tile": max(engine["tile"], model.halo)}
+    fine = upscale_array(stacked[:p], model, nodata=np.nan, **engine)
+    rmse = stacked[p:].repeat(scale, axis=1).repeat(scale, axis=2)
+    if isinstance(fine, da.Array):
+        return da.concatenate([fine, rmse.rechunk({1: fine.chunks[1], 2: fine.chunks[2]})])
+    return np.concatenate([fine, rmse])
 
 
 def _n_endmembers(n_endmembers: int | None, pixels: np.ndarray) -> int:
@@ -266,10 +298,11 @@ def _unmix_deep(
 ) -> xr.Dataset:
     """``unmix`` with the autoencoder or SMILE, trained on the scene or given as ``model``."""
     from ..engine.tiling import upscale_array
-    from ..models import SMILE, SUPPORTED_SCALES
+    from ..models import SMILE
     from .deep import abundance_model, endmembers_of, train_unmixing_model
 
     n_bands = cube.sizes[lay.band_dim]
+    smile = method == "smile"
     if model is not None:
         am = abundance_model(model)
         am.check_bands(n_bands)
@@ -278,7 +311,7 @@ def _unmix_deep(
             raise ParameterError(
                 f"model {am.name!r} is {'a SMILE' if is_smile else 'an autoencoder'} checkpoint, not a {method!r} one"
             )
-        if scale is not None and scale != am.scale:
+        if smile and scale is not None and scale != am.scale:
             raise ParameterError(
                 f"model {am.name!r} unmixes on a grid {am.scale} times finer, not {scale}: drop scale= or give a x{scale} model"
             )
@@ -287,7 +320,7 @@ def _unmix_deep(
                 f"model {am.name!r} has {am.out_channels - 1} endmembers, not {n_endmembers}: drop n_endmembers="
             )
     else:
-        if method == "smile" and scale not in SUPPORTED_SCALES:
+        if smile and scale not in SUPPORTED_SCALES:
             raise ParameterError(
                 f"method='smile' needs scale= one of {SUPPORTED_SCALES} (the abundance grid is that much finer), got {scale}"
             )
@@ -295,18 +328,21 @@ def _unmix_deep(
             cube,
             method,
             _n_endmembers(n_endmembers, pixels),
-            scale=scale or 1,
+            scale=(scale or 1) if smile else 1,
             band_dim=lay.band_dim,
             seed=seed,
             device=engine["device"],
             training=training,
         )
     stacked = upscale_array(data, am, nodata=lay.nodata, **engine)
+    fine = am.scale
+    if not smile and (scale or 1) > 1:
+        stacked, fine = _subpixel(stacked, scale, engine), scale
     p = am.out_channels - 1
     ds = _unmixing_dataset(
-        stacked, endmembers_of(am), cube, lay, [f"em{i + 1}" for i in range(p)], scale=am.scale
+        stacked, endmembers_of(am), cube, lay, [f"em{i + 1}" for i in range(p)], scale=fine
     )
-    ds.attrs.update(method=method, n_endmembers=p, seed=seed, scale=am.scale, model=am.name)
+    ds.attrs.update(method=method, n_endmembers=p, seed=seed, scale=fine, model=am.name)
     return ds
 
 
