@@ -4,6 +4,7 @@ from .autoencoder import UnmixingAutoencoder, unmixing_loss
 from .auxiliary import AuxiliaryUnmixing
 from .base import SRModel, resolve_device
 from .bicubic import Bicubic, bicubic_model, bicubic_resize
+from .cascade import Cascade, cascade_model
 from .conv import ConvSR, conv_model
 from .gram import GRAM, LocalChannelAttention
 from .registry import (
@@ -24,6 +25,7 @@ __all__ = [
     "SUPPORTED_SCALES",
     "AuxiliaryUnmixing",
     "Bicubic",
+    "Cascade",
     "ConvSR",
     "LocalChannelAttention",
     "MaterialAwareModule",
@@ -33,6 +35,7 @@ __all__ = [
     "available_models",
     "bicubic_model",
     "bicubic_resize",
+    "cascade_model",
     "conv_model",
     "get_model",
     "load_checkpoint",

@@ -25,13 +25,13 @@ from safetensors.torch import load_file, save_file
 
 from ..errors import ModelError, UnsupportedScaleError
 from .base import SRModel
-from .bicubic import bicubic_model
+from .bicubic import Bicubic, bicubic_model
 from .conv import ConvSR
 
 #: scale factors of the built-in bicubic model.
 SUPPORTED_SCALES = (2, 3, 4, 8)
 
-_ARCHITECTURES: dict[str, Callable[..., torch.nn.Module]] = {"convsr": ConvSR}
+_ARCHITECTURES: dict[str, Callable[..., torch.nn.Module]] = {"convsr": ConvSR, "bicubic": Bicubic}
 
 
 def register_architecture(
@@ -66,6 +66,20 @@ def build_network(spec: dict[str, Any]) -> torch.nn.Module:
         ) from exc
 
 
+def architecture_of(network: torch.nn.Module) -> str:
+    """The registered architecture name of ``network``'s class.
+
+    Raises:
+        ModelError: the class is not registered.
+    """
+    arch = next((n for n, cls in _ARCHITECTURES.items() if type(network) is cls), None)
+    if arch is None:
+        raise ModelError(
+            f"{type(network).__name__} is not a registered architecture: decorate it with register_architecture"
+        )
+    return arch
+
+
 def model_dirs() -> list[Path]:
     """Folders searched for shipped model names: ``$XR_UNMIXSR_MODEL_PATH`` (os.pathsep-separated)
     first, then the package's ``models/`` folder."""
@@ -97,11 +111,7 @@ def save_checkpoint(
         config: keyword arguments that rebuild ``model.network`` from its class.
         card: extra model-card entries (training data, metrics...).
     """
-    arch = next((n for n, cls in _ARCHITECTURES.items() if type(model.network) is cls), None)
-    if arch is None:
-        raise ModelError(
-            f"{type(model.network).__name__} is not a registered architecture: decorate it with register_architecture"
-        )
+    arch = architecture_of(model.network)
     stem = Path(path).with_suffix("")
     stem.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}
