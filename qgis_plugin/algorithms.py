@@ -253,6 +253,15 @@ class UnmixAlgorithm(_Algorithm):
             "autoencoder refine their abundances onto it by back-projection.",
         )
         self._add(
+            QgsProcessingParameterBoolean(
+                "TYPICAL", "Typical endmembers (refine VCA's extreme pixels)", False
+            ),
+            "Replace each VCA endmember by the most typical of the pixels most abundant in it: "
+            "better on real scenes whose pure pixels vary, worse on noise-free mixtures. Also "
+            "the initial endmembers of autoencoder and smile. Not with known endmembers or a "
+            "trained model.",
+        )
+        self._add(
             QgsProcessingParameterFile(
                 "ENDMEMBERS",
                 "Known endmembers (spectral library)",
@@ -339,6 +348,7 @@ class UnmixAlgorithm(_Algorithm):
                 method,
                 read_endmembers(endmembers) if endmembers else None,
                 scale=self._optional_int(parameters, "SCALE", context),
+                typical=self.parameterAsBoolean(parameters, "TYPICAL", context),
                 model=self.parameterAsFile(parameters, "MODEL_FILE", context) or None,
                 training={**training, "on_progress": reporter(steps)},
                 seed=self.parameterAsInt(parameters, "SEED", context),

@@ -104,6 +104,7 @@ def _cmd_unmix(args: argparse.Namespace) -> int:
 
     options = dict(
         scale=args.scale,
+        typical=args.typical,
         model=args.model,
         training={**_training_options(args), "progress": not args.quiet},
         seed=args.seed,
@@ -203,6 +204,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
             bench,
             args.method or ["vca-fcls", "autoencoder", "smile"],
             scale=args.scale or 2,
+            typical=args.typical,
             training=training,
             seed=args.seed,
             device=args.device,
@@ -212,6 +214,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
             bench,
             args.scale or 4,
             args.method or ["vca-fcls", "smile"],
+            typical=args.typical,
             training=training,
             seed=args.seed,
             device=args.device,
@@ -324,6 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="abundances on a grid 2, 3, 4 or 8 times finer: predicted by smile (required "
         "there), back-projected for vca-fcls and autoencoder",
+    )
+    un.add_argument(
+        "--typical",
+        action="store_true",
+        help="refine each VCA endmember to the most typical of the pixels most abundant in it "
+        "(real scenes whose pure pixels vary; see docs/unmix.md)",
     )
     un.add_argument(
         "--model",
@@ -439,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
         "baseline and the references are always scored",
     )
     for p in (ev_un, ev_sm):
+        p.add_argument(
+            "--typical", action="store_true", help="unmix with typical=True (see docs/unmix.md)"
+        )
         p.add_argument(
             "--scale", type=int, default=None, help="smile's factor (unmix: 2, sr-unmix: 4)"
         )

@@ -178,21 +178,22 @@ def test_unmix_smile_on_the_finer_grid(
     assert fb.progress[-1] == pytest.approx(100.0)
 
 
-def test_unmix_vca_fcls_back_projected_to_the_finer_grid(
+def test_unmix_vca_fcls_typical_back_projected_to_the_finer_grid(
     enmap_crop: Path, tmp_path: Path, assert_same_raster: Any
 ) -> None:
     out = tmp_path / "fine.tif"
-    res = _run(
-        "unmix", {"INPUT": str(enmap_crop), "N_ENDMEMBERS": 3, "SCALE": 4, "OUTPUT": str(out)}
-    )
+    params = {"INPUT": str(enmap_crop), "N_ENDMEMBERS": 3, "SCALE": 4, "TYPICAL": True}
+    res = _run("unmix", {**params, "OUTPUT": str(out)})
     with rasterio.open(out) as src, rasterio.open(enmap_crop) as ref:
         assert (src.count, src.height, src.width) == (3, 4 * ref.height, 4 * ref.width)
         assert src.crs == ref.crs and src.transform.a == ref.transform.a / 4
         assert src.bounds == ref.bounds
     with rasterio.open(res["OUTPUT_RMSE"]) as src:
         assert (src.height, src.width) == (4 * ref.height, 4 * ref.width)
-    expected = xr_unmixsr.unmix(open_raster(enmap_crop, chunks=CHUNKS), 3, scale=4)
+    expected = xr_unmixsr.unmix(open_raster(enmap_crop, chunks=CHUNKS), 3, scale=4, typical=True)
     assert_same_raster(out, expected["abundances"], rtol=1e-5)
+    table = pd.read_csv(res["OUTPUT_ENDMEMBERS"], index_col=0)
+    np.testing.assert_allclose(table.to_numpy().T, expected["endmembers"].values, rtol=1e-6)
 
 
 def test_unmix_autoencoder_equals_the_python_api(

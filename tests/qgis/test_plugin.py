@@ -92,7 +92,9 @@ def test_parameters_of_the_issue(qgis_app: Any) -> None:
     assert {"INPUT", "SCALE", "MODEL", "MODEL_FILE", "TILE", "BATCH_SIZE", "DEVICE", "OUTPUT"} <= (
         names["upscale"]
     )
-    assert {"INPUT", "N_ENDMEMBERS", "METHOD", "SCALE", "ENDMEMBERS", "OUTPUT"} <= names["unmix"]
+    assert {"INPUT", "N_ENDMEMBERS", "METHOD", "SCALE", "TYPICAL", "ENDMEMBERS", "OUTPUT"} <= names[
+        "unmix"
+    ]
     assert {"INPUT", "SCALE", "EPOCHS", "STEPS_PER_EPOCH", "ARCHITECTURE", "OUTPUT"} <= (
         names["train"]
     )

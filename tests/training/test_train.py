@@ -230,3 +230,30 @@ def test_enmap_nodata_bands_give_finite_losses(enmap_path: Path, tmp_path: Path)
     values = out.values
     assert (values[129:135] == -32768).all()
     assert np.isfinite(values).all()
+
+
+@pytest.mark.parametrize("trainer", ["autoencoder", "smile", "unmixingsr"])
+def test_typical_init_starts_from_typical_endmembers(
+    scene: xr.DataArray, trainer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """init="typical" hands VCA's endmembers through typical_endmembers before training; the
+    run's card records it; an unknown init is refused."""
+    import xr_unmixsr.training.train as train_module
+
+    calls: list[int] = []
+
+    def spy(pixels: np.ndarray, endmembers: np.ndarray) -> np.ndarray:
+        calls.append(len(endmembers))
+        return endmembers
+
+    monkeypatch.setattr(train_module, "typical_endmembers", spy)
+    run = {
+        "autoencoder": lambda **kw: train_autoencoder(scene, 4, **SHORT, **kw),
+        "smile": lambda **kw: train_smile(scene, 2, 4, **SHORT, **kw),
+        "unmixingsr": lambda **kw: train_sr(scene, 2, epochs=1, **TINY, **kw),
+    }[trainer]
+    res = run(init="typical")
+    assert calls == [4]
+    assert res.model.card["training"]["settings"]["init"] == "typical"
+    with pytest.raises(ParameterError, match="init must be one of"):
+        run(init="pure")

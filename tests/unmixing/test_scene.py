@@ -13,6 +13,7 @@ import xarray as xr
 import xr_unmixsr
 from xr_unmixsr.errors import BandMismatchError, ParameterError
 from xr_unmixsr.metrics import match_endmembers, unmixing_metrics
+from xr_unmixsr.unmixing.scene import robust_vca, typical_endmembers
 from xr_unmixsr.unmixing.synthetic import linear_mixtures
 
 P, BANDS, H, W = 4, 60, 40, 50
@@ -214,3 +215,46 @@ def test_missing_band_is_ignored(scene: Scene, nodata: float) -> None:
     )
     assert max(metrics["sad_per_endmember"]) < MAX_SAD
     assert metrics["rmse_mean"] < MAX_ABUNDANCE_RMSE
+
+
+def _varied_pixels(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (n, bands) whose pure pixels vary around the true endmembers (P, BANDS): 150 per
+    endmember scaled and tilted by a few per cent, plus one far-off pure pixel each (the
+    extreme VCA picks), among Dirichlet mixtures."""
+    rng = np.random.default_rng(seed)
+    mixed, endm, _ = linear_mixtures(1500, BANDS, P, noise=1e-3, seed=seed)
+    ramp = np.linspace(-1.0, 1.0, BANDS)
+    pure = [
+        endm[k] * rng.uniform(0.95, 1.05, (150, 1)) * (1 + rng.normal(0, 0.03, (150, 1)) * ramp)
+        for k in range(P)
+    ]
+    extreme = [endm[k] * 1.3 * (1 + 0.3 * ramp) for k in range(P)]
+    return np.vstack([mixed, *pure, np.array(extreme)]), endm
+
+
+def test_typical_endmembers_are_typical_pure_pixels() -> None:
+    pixels, endm = _varied_pixels()
+    vca_em = robust_vca(pixels, P, seed=0)
+    typical = typical_endmembers(pixels, vca_em)
+    # each is one of the pixels
+    for row in typical:
+        assert (np.abs(pixels - row).max(axis=1) == 0).any()
+
+    def mean_sad(est: np.ndarray) -> float:
+        est = est[match_endmembers(est, endm)]
+        cos = (est * endm).sum(1) / np.linalg.norm(est, axis=1) / np.linalg.norm(endm, axis=1)
+        return float(np.arccos(np.clip(cos, -1, 1)).mean())
+
+    assert mean_sad(typical) < 0.5 * mean_sad(vca_em)
+    with pytest.raises(ParameterError, match="fraction"):
+        typical_endmembers(pixels, vca_em, 0.0)
+
+
+def test_unmix_typical(scene: Scene) -> None:
+    plain = xr_unmixsr.unmix(scene.cube, P)
+    typical = xr_unmixsr.unmix(scene.cube, P, typical=True)
+    assert typical.attrs["typical"] == 1 and plain.attrs["typical"] == 0
+    assert not np.allclose(typical["endmembers"].values, plain["endmembers"].values)
+    _check_sum_to_one(typical["abundances"].values)
+    with pytest.raises(ParameterError, match="typical"):
+        xr_unmixsr.unmix(scene.cube, P, endmembers=scene.endmembers, typical=True)

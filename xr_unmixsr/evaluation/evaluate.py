@@ -97,6 +97,7 @@ def evaluate_unmixing(
     methods: Sequence[str] = ("vca-fcls", "autoencoder", "smile"),
     *,
     scale: int = 2,
+    typical: bool = False,
     training: dict[str, Any] | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -104,8 +105,9 @@ def evaluate_unmixing(
     """Score unmixing methods on a scene with true endmembers and abundances.
 
     SMILE unmixes the scene on a ``scale`` times finer grid (its abundances are averaged back
-    over each ``scale x scale`` block to be scored on the scene's grid). ``training`` is given
-    to the trainers of the autoencoder and SMILE.
+    over each ``scale x scale`` block to be scored on the scene's grid). ``typical`` is given to
+    ``unmix`` (the rows' methods then end in ``" (typical)"``); ``training`` to the trainers of
+    the autoencoder and SMILE.
 
     Returns:
         One row per method: ``method``, ``sad`` (mean, rad), ``rmse`` (mean abundance RMSE),
@@ -120,6 +122,7 @@ def evaluate_unmixing(
             p,
             method,
             scale=scale if method == "smile" else None,
+            typical=typical,
             training=training,
             seed=seed,
             device=device,
@@ -130,7 +133,8 @@ def evaluate_unmixing(
             n, h, w = ab.shape
             ab = ab.reshape(n, h // scale, scale, w // scale, scale).mean(axis=(2, 4))
         em = res["endmembers"].values.astype(np.float64)
-        rows.append({"method": method, **_score(bench, em, ab), "seconds": seconds})
+        label = f"{method} (typical)" if typical else method
+        rows.append({"method": label, **_score(bench, em, ab), "seconds": seconds})
     return rows
 
 
@@ -145,6 +149,7 @@ def evaluate_sr_unmixing(
     scale: int = 4,
     methods: Sequence[str] = ("vca-fcls", "smile"),
     *,
+    typical: bool = False,
     training: dict[str, Any] | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -152,7 +157,8 @@ def evaluate_sr_unmixing(
     """SR-guided unmixing vs upsampled LR unmixing, on a scene with true HR abundances.
 
     The scene (the HR truth) is degraded by ``scale``. Rows (``methods`` picks among the
-    back-projected VCA-FCLS abundances, ``"vca-fcls"``, and ``"smile"``):
+    back-projected VCA-FCLS abundances, ``"vca-fcls"``, and ``"smile"``; ``typical`` is given
+    to every ``unmix`` call):
 
     * ``vca-fcls LR + bicubic``: VCA-FCLS on the LR scene, abundances bicubic-upsampled;
     * ``vca-fcls LR + back-projection``: the same abundances back-projected onto the HR grid
@@ -180,7 +186,7 @@ def evaluate_sr_unmixing(
     rows = []
 
     start = time.perf_counter()
-    res = unmix(lr, p, "vca-fcls", seed=seed).compute()
+    res = unmix(lr, p, "vca-fcls", typical=typical, seed=seed).compute()
     ab_up = _bicubic_up(res["abundances"].values, scale)
     row = _score(truth, res["endmembers"].values.astype(np.float64), ab_up)
     rows.append({"method": "vca-fcls LR + bicubic", **row, "seconds": time.perf_counter() - start})
@@ -191,7 +197,9 @@ def evaluate_sr_unmixing(
         raise ParameterError(f"unknown methods {sorted(unknown)}: use some of {list(labels)}")
     for method in methods:
         start = time.perf_counter()
-        res = unmix(lr, p, method, scale=scale, training=training, seed=seed, device=device)
+        res = unmix(
+            lr, p, method, scale=scale, typical=typical, training=training, seed=seed, device=device
+        )
         res = res.compute()
         em, ab = res["endmembers"].values, res["abundances"].values
         row = _score(truth, em.astype(np.float64), ab.astype(np.float64))

@@ -73,7 +73,7 @@ from ..models import (
     unmixing_loss,
 )
 from ..models.unmixingsr import abundance_loss
-from ..unmixing.scene import robust_vca
+from ..unmixing.scene import robust_vca, typical_endmembers
 from .patches import PatchSampler, _as_list
 
 __all__ = [
@@ -369,9 +369,23 @@ def _data_paths(cubes: Sequence[xr.DataArray]) -> list[str | None]:
     return [c.encoding.get("source") for c in cubes]
 
 
-def _vca_init(
-    net: UnmixingAutoencoder | SMILE, sampler: PatchSampler, n_endmembers: int, seed: int
+#: endmember initialisations: VCA, VCA refined to typical pixels, random.
+INITS = ("vca", "typical", "random")
+
+
+def _check_init(init: str) -> None:
+    if init not in INITS:
+        raise ParameterError(f"init must be one of {INITS}, got {init!r}")
+
+
+def _init_endmembers(
+    net: UnmixingAutoencoder | SMILE, sampler: PatchSampler, n_endmembers: int, seed: int, init: str
 ) -> None:
+    """Set the decoder's endmembers from VCA on sampled pixels (``"vca"``), refined to typical
+    pixels (``"typical"``, :func:`~xr_unmixsr.unmixing.scene.typical_endmembers`); ``"random"``
+    keeps the decoder's random initialisation."""
+    if init == "random":
+        return
     pixels = sampler.sample_pixels(4096)
     used = int(sampler.band_mask.sum())
     if used < n_endmembers or pixels.shape[0] < n_endmembers:
@@ -379,6 +393,8 @@ def _vca_init(
             f"VCA needs at least {n_endmembers} bands and pixels, got {used} used bands and {pixels.shape[0]} pixels: use fewer endmembers or init='random'"
         )
     em = robust_vca(pixels, n_endmembers, seed=seed)
+    if init == "typical":
+        em = typical_endmembers(pixels, em)
     full = np.zeros((n_endmembers, sampler.n_bands), np.float32)
     full[:, sampler.band_mask] = em
     net.init_endmembers_(full)
@@ -650,7 +666,9 @@ def train_autoencoder(
         lr_halving_epochs: halve the learning rate every this many epochs (None: constant).
         seed: seed of the network initialisation and of the patch draws.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
-        init: ``"vca"`` (endmembers from VCA on a pixel sample) or ``"random"``.
+        init: ``"vca"`` (endmembers from VCA on a pixel sample), ``"typical"`` (those refined
+            to typical pixels, :func:`~xr_unmixsr.unmixing.scene.typical_endmembers`) or
+            ``"random"``.
         scale: train on the LR patches of this factor (1: the scene's own pixels, which is what
             the autoencoder sees at inference inside UnmixingSR).
         features: feature channels of the encoder.
@@ -673,8 +691,7 @@ def train_autoencoder(
         :func:`~xr_unmixsr.models.load_checkpoint`, not as an SR model).
     """
     _check_common(epochs, steps_per_epoch, batch_size)
-    if init not in ("vca", "random"):
-        raise ParameterError(f"init must be 'vca' or 'random', got {init!r}")
+    _check_init(init)
     opts = _RunOptions.of(locals())
     dev = opts.device
     sampler = opts.sampler(cubes, scale)
@@ -685,8 +702,7 @@ def train_autoencoder(
         "n_grams": n_grams,
     }
     ae = _seeded(seed, lambda: UnmixingAutoencoder(**config))
-    if init == "vca":
-        _vca_init(ae, sampler, n_endmembers, seed)
+    _init_endmembers(ae, sampler, n_endmembers, seed, init)
     ae.to(dev)
     opt = _adam(ae.parameters(), lr)
     bands = _band_index(sampler.band_mask, dev)
@@ -814,7 +830,7 @@ def train_sr(
         ae_epochs: run step I in the first ``ae_epochs`` epochs only (None: every epoch).
         autoencoder: a trained autoencoder (module, :class:`TrainResult` or checkpoint path) to
             use frozen instead of step I; a checkpoint's gain is reused for normalisation.
-        init: endmember initialisation of step I, ``"vca"`` or ``"random"``.
+        init: endmember initialisation of step I, ``"vca"``, ``"typical"`` or ``"random"``.
         seed: seed of the initialisation and of the patch draws.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
         checkpoint: where to save the final model (and, beside it, the training state).
@@ -840,8 +856,7 @@ def train_sr(
     _check_common(epochs, steps_per_epoch, batch_size)
     if architecture not in ARCHITECTURES:
         raise ParameterError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
-    if init not in ("vca", "random"):
-        raise ParameterError(f"init must be 'vca' or 'random', got {init!r}")
+    _check_init(init)
     scale = int(scale)
     opts = _RunOptions.of(locals())
     dev = opts.device
@@ -888,8 +903,8 @@ def train_sr(
     if ae is not None:
         if given is not None:
             ae.load_state_dict(given[0].state_dict())
-        elif init == "vca":
-            _vca_init(ae, sampler, ae_config["n_endmembers"], seed)
+        else:
+            _init_endmembers(ae, sampler, ae_config["n_endmembers"], seed, init)
     frozen_ae = net.autoencoder if uses_ae else None
     if frozen_ae is not None and ae is not None:
         frozen_ae.load_state_dict(ae.state_dict())
@@ -1016,8 +1031,7 @@ def train_smile(
         ``loss`` in ``history``.
     """
     _check_common(epochs, steps_per_epoch, batch_size)
-    if init not in ("vca", "random"):
-        raise ParameterError(f"init must be 'vca' or 'random', got {init!r}")
+    _check_init(init)
     scale = int(scale)
     opts = _RunOptions.of(locals())
     dev = opts.device
@@ -1030,8 +1044,7 @@ def train_smile(
         "n_grams": n_grams,
     }
     net = _seeded(seed, lambda: SMILE(**config, output="dict"))
-    if init == "vca":
-        _vca_init(net, sampler, n_endmembers, seed)
+    _init_endmembers(net, sampler, n_endmembers, seed, init)
     net.to(dev)
     opt = _adam(net.parameters(), lr)
     bands = _band_index(sampler.band_mask, dev)
