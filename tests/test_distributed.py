@@ -8,8 +8,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import redirect_stderr, redirect_stdout
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, redirect_stderr, redirect_stdout
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -212,20 +212,71 @@ def test_worker_killed_mid_run_same_output(tmp_path: Path, suffix: str) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ref.name, out.name])
 
 
-def test_cli_interrupted_on_cluster_leaves_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("command", "out_name", "options"),
+    [
+        ("upscale", "out.tif", ["--workers", "2", "--chunk", "64"]),
+        # abundances back-projected to x4 (tasks of seconds), on a cluster that outlives the
+        # client: its workers would go on writing after the client left
+        ("unmix", "out.zarr", ["--n-endmembers", "3", "--chunk", "256", "--scheduler", "external"]),
+    ],
+)
+def test_cli_interrupted_on_cluster_leaves_nothing(
+    tmp_path: Path, command: str, out_name: str, options: list[str]
+) -> None:
+    """Ctrl-C: exit 130, and no file left, even by workers that go on after the client left."""
+    with ExitStack() as stack:
+        client = None
+        if "external" in options:
+            cluster = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+                )
+            )
+            client = stack.enter_context(distributed.Client(cluster, set_as_default=False))
+            options = [cluster.scheduler_address if o == "external" else o for o in options]
+        busy = (lambda: any(client.run(_executing).values())) if client else (lambda: True)
+        _interrupt_cli(tmp_path, command, out_name, options, busy)
+        deadline = time.monotonic() + 60
+        while busy() and client is not None and time.monotonic() < deadline:
+            time.sleep(0.2)  # a task still running on a worker would write into the folder
+        assert [p.name for p in tmp_path.iterdir()] == ["in.tif"]
+
+
+def _tree(path: Path) -> list[Path]:
+    return [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]
+
+
+def _executing(dask_worker: Any) -> int:
+    """Tasks running on a worker (``client.run`` passes the worker), forgotten by the scheduler
+    or not."""
+    return len(dask_worker.active_threads)
+
+
+def _interrupt_cli(
+    tmp_path: Path, command: str, out_name: str, options: list[str], busy: Callable[[], bool]
+) -> None:
+    """Run the CLI and send it SIGINT once blocks are being written into its temporary output
+    (the temporary file or store exists and grows; for a GeoTIFF, exists) and ``busy()``."""
     src = tmp_path / "in.tif"
     write_raster(_cube(size=768), src)
-    out = tmp_path / "out.tif"
+    out = tmp_path / out_name
     proc = subprocess.Popen(
-        [sys.executable, "-m", "xr_unmixsr.cli", "upscale", str(src), str(out)]
-        + ["--scale", "4", "--chunk", "64", "--workers", "2", "--quiet"],
+        [sys.executable, "-m", "xr_unmixsr.cli", command, str(src), str(out), *options]
+        + ["--scale", "4", "--quiet"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 120
     # the temporary output appears when the workers start writing
-    while not [p for p in tmp_path.iterdir() if ".tmp" in p.name] and time.monotonic() < deadline:
+    first: int | None = None
+    while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        files = [f for p in tmp_path.iterdir() if ".tmp" in p.name for f in _tree(p)]
+        if files and first is None:
+            first = len(files)  # the metadata: the blocks come after
+        if first is not None and (len(files) > first or out.suffix == ".tif") and busy():
+            break
         time.sleep(0.05)
     time.sleep(0.5)
     assert proc.poll() is None, "the run ended before the interrupt: enlarge it"

@@ -121,8 +121,18 @@ def active_client() -> Any | None:
     return client if type(client).__module__.startswith("distributed") else None
 
 
+def _active_keys(dask_worker: Any) -> list[str]:
+    """The keys of the tasks a worker's threads are running (``client.run`` passes the worker).
+
+    The worker's own view: a task the scheduler has cancelled and forgotten keeps running in its
+    thread until it returns, and the scheduler no longer lists it.
+    """
+    return [str(k) for k in list(dask_worker.active_threads.values())]
+
+
 def _keys_running(client: Any, keys: set[str]) -> bool:
-    return any(str(k) in keys for ks in client.processing().values() for k in ks)
+    running = client.run(_active_keys, on_error="ignore")
+    return any(k in keys for ks in running.values() for k in ks)
 
 
 def compute_on_cluster(
@@ -135,13 +145,15 @@ def compute_on_cluster(
     worker any more before it re-raises: a task still running could otherwise go on writing into
     an output that the caller is about to remove.
     """
-    futures = client.compute(list(collections))
+    # optimised here, so that the keys the workers run are those of these graphs
+    optimised = dask.optimize(*collections)
+    futures = client.compute(list(optimised), optimize_graph=False)
     try:
         if progress:
             _import_distributed().progress(futures)
         return client.gather(futures)
     except BaseException:
-        keys = {str(k) for c in collections for k in dict(c.__dask_graph__())}
+        keys = {str(k) for c in optimised for k in dict(c.__dask_graph__())}
         client.cancel(futures, force=True)
         deadline = time.monotonic() + drain_timeout
         while _keys_running(client, keys) and time.monotonic() < deadline:

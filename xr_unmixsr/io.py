@@ -331,6 +331,33 @@ def _store(
     return task, None
 
 
+def store_dataset(
+    ds: xr.Dataset,
+    path: Path,
+    *,
+    progress: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Write a Dataset to a Zarr store at ``path``, lazily block by block like :func:`store_rasters`.
+
+    The metadata is written first; the blocks then run on this process's own thread pool, or on
+    the workers of an active dask.distributed client. Either way it returns or raises only when
+    none of its tasks runs any more, so an interrupted write can be removed safely.
+    """
+    ds = ds.assign_coords({k: c.load() for k, c in ds.coords.items() if c.chunks})
+    if not any(v.chunks for v in ds.data_vars.values()):
+        to_zarr(ds, path)
+        return
+    deferred = to_zarr(ds, path, compute=False)
+    client = active_client()
+    if client is None:
+        _compute_locally([deferred], True, progress, on_progress)
+        return
+    compute_on_cluster(client, [deferred], progress=progress)
+    if on_progress:
+        on_progress(1, 1)
+
+
 def _tile_aligned(da: xr.DataArray, blocksize: int) -> xr.DataArray:
     """Rechunk ``da`` spatially so that every chunk border falls on a GeoTIFF tile border.
 

@@ -18,7 +18,7 @@ import xarray as xr
 
 from .. import geometry
 from ..errors import BandMismatchError, ParameterError
-from ..io import atomic_outputs, output_format, store_rasters, to_zarr
+from ..io import atomic_outputs, output_format, store_dataset, store_rasters
 from ..models import SUPPORTED_SCALES
 from .fcls import fcls, reconstruction_rmse
 from .vca import vca
@@ -445,7 +445,7 @@ def write_unmixing(
     paths = unmix_outputs(output)
     if "dataset" in paths:
         with atomic_outputs([paths["dataset"]], overwrite=overwrite) as (tmp,):
-            to_zarr(res, tmp)
+            store_dataset(res, tmp, progress=progress)
         return paths
     with atomic_outputs(list(paths.values()), overwrite=overwrite) as (ab_tmp, rmse_tmp, csv_tmp):
         store_rasters([(res["abundances"], ab_tmp), (res["rmse"], rmse_tmp)], progress=progress)
