@@ -335,6 +335,7 @@ def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "psnr" in printed and "sad_mean" in printed
 
     tifs = ["truth_hr.tif", "lr.tif", "upscaled_x4.tif", "abundances.tif", "abundances_rmse.tif"]
+    tifs.append("abundances_x4.tif")
     pngs = ["comparison.png", "truth_rgb.png", "abundances.png", "endmembers.png"]
     assert _files(outdir) == sorted([*tifs, *pngs, "metrics.json"])
     for name in pngs:
@@ -355,6 +356,14 @@ def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sad = metrics["unmixing_vca_fcls"]["sad_mean"]
     assert math.isfinite(sad) and sad >= 0
     assert metrics["scene"]["size"] == 64 and metrics["scene"]["scale"] == 4
+    # sharp patches: back-projected abundances beat bicubic-upsampled ones on the HR grid
+    fine = metrics["abundances_x4"]
+    assert 0 < fine["rmse_backprojection"] < fine["rmse_bicubic"]
+    with (
+        rasterio.open(outdir / "abundances_x4.tif") as ab,
+        rasterio.open(outdir / "truth_hr.tif") as t,
+    ):
+        assert (ab.count, ab.height, ab.width) == (5, 64, 64) and ab.transform == t.transform
 
 
 # ------------------------------------------------------------------------------------------
