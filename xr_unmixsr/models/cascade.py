@@ -23,7 +23,7 @@ from torch import nn
 
 from ..errors import ModelError
 from .base import SRModel
-from .bicubic import BICUBIC_HALO
+from .bicubic import BICUBIC_HALO, Bicubic
 from .registry import architecture_of, build_network, register_architecture
 
 __all__ = ["Cascade", "cascade_model"]
@@ -115,8 +115,8 @@ def cascade_model(name: str, models: list[SRModel]) -> tuple[SRModel, dict[str, 
 
 def _config_of(model: SRModel) -> dict[str, Any]:
     config = model.card.get("config")
-    if config is None:
-        config = {"scale": model.scale} if model.name == "bicubic" else None
+    if config is None and isinstance(model.network, Bicubic):
+        config = {"scale": model.scale}
     if config is None:
         raise ModelError(
             f"model {model.name!r} has no config in its card: load it from a checkpoint to chain it"
