@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .distributed import sigint_remembered
 from .errors import UnmixSRError
 
 
@@ -487,7 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
-        status = args.func(args)
+        with sigint_remembered():  # a Ctrl-C that Python drops still stops a cluster run
+            status = args.func(args)
     except UnmixSRError as exc:
         print(f"xr-unmixsr: error: {exc}", file=sys.stderr)
         return 2

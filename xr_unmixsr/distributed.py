@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import signal
 import threading
 import time
 import uuid
@@ -135,6 +136,49 @@ def _keys_running(client: Any, keys: set[str]) -> bool:
     return any(k in keys for ks in running.values() for k in ks)
 
 
+_sigint = threading.Event()
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    _sigint.set()
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigint_remembered() -> Iterator[None]:
+    """Within the block (main thread only), Ctrl-C is also recorded, for :func:`compute_on_cluster`.
+
+    Python raises ``KeyboardInterrupt`` wherever the main thread happens to be; when that is a
+    garbage-collector callback (distributed installs one in a process that hosts its scheduler),
+    the exception is printed and dropped, and the run would go on as if never interrupted. The
+    CLI runs every command in this block; :func:`compute_on_cluster` enters it too (nested
+    blocks keep the outer one's record).
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is _on_sigint
+    ):
+        yield
+        return
+    _sigint.clear()
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: a handler not set from Python, which cannot be restored
+            signal.signal(signal.SIGINT, previous)
+
+
+def _wait_unless_interrupted(futures: list[Any], progress: bool) -> None:
+    """Wait for ``futures``; raise ``KeyboardInterrupt`` if Ctrl-C was recorded meanwhile."""
+    if progress:
+        _import_distributed().progress(futures)
+    while not _sigint.is_set() and not all(f.done() for f in futures):
+        time.sleep(0.1)
+    if _sigint.is_set():
+        raise KeyboardInterrupt
+
+
 def compute_on_cluster(
     client: Any, collections: Sequence[Any], *, progress: bool = False, drain_timeout: float = 120.0
 ) -> list[Any]:
@@ -143,22 +187,23 @@ def compute_on_cluster(
     If the computation fails or is interrupted (an error in a task, Ctrl-C), its tasks are
     cancelled and the call waits (up to ``drain_timeout`` seconds) until none of them runs on a
     worker any more before it re-raises: a task still running could otherwise go on writing into
-    an output that the caller is about to remove.
+    an output that the caller is about to remove. A Ctrl-C that Python dropped (see
+    :func:`sigint_remembered`) still counts.
     """
     # optimised here, so that the keys the workers run are those of these graphs
     optimised = dask.optimize(*collections)
-    futures = client.compute(list(optimised), optimize_graph=False)
-    try:
-        if progress:
-            _import_distributed().progress(futures)
-        return client.gather(futures)
-    except BaseException:
-        keys = {str(k) for c in optimised for k in dict(c.__dask_graph__())}
-        client.cancel(futures, force=True)
-        deadline = time.monotonic() + drain_timeout
-        while _keys_running(client, keys) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        raise
+    with sigint_remembered():
+        futures = client.compute(list(optimised), optimize_graph=False)
+        try:
+            _wait_unless_interrupted(futures, progress)
+            return client.gather(futures)
+        except BaseException:
+            keys = {str(k) for c in optimised for k in dict(c.__dask_graph__())}
+            client.cancel(futures, force=True)
+            deadline = time.monotonic() + drain_timeout
+            while _keys_running(client, keys) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            raise
 
 
 def write_lock(client: Any | None) -> Any:
