@@ -181,6 +181,7 @@ def test_ctrl_c_dropped_by_python_still_stops_the_run(client: Any, tmp_path: Pat
     time.sleep(1.0)
     assert (len(log.read_text().splitlines()) if log.exists() else 0) == ran < 40  # cancelled
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert not xr_unmixsr.distributed._sigint.is_set()  # the next run is not interrupted
 
 
 def _write_killing_a_worker(client: Any, cube: xr.DataArray, out: Path) -> bool:

@@ -167,6 +167,7 @@ def sigint_remembered() -> Iterator[None]:
     finally:
         if previous is not None:  # None: a handler not set from Python, which cannot be restored
             signal.signal(signal.SIGINT, previous)
+        _sigint.clear()  # the record belongs to this block: later runs must not see it
 
 
 def _wait_unless_interrupted(futures: list[Any], progress: bool) -> None:
