@@ -174,13 +174,18 @@ def test_ctrl_c_dropped_by_python_still_stops_the_run(client: Any, tmp_path: Pat
         xr_unmixsr.distributed._sigint.set()
 
     threading.Thread(target=interrupt_once_running, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        xr_unmixsr.distributed.compute_on_cluster(client, [slow])
+    # as in a foreground process (a background one, as CI may be, ignores SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            xr_unmixsr.distributed.compute_on_cluster(client, [slow])
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert not any(client.run(xr_unmixsr.distributed._active_keys).values())  # drained
     ran = len(log.read_text().splitlines()) if log.exists() else 0
     time.sleep(1.0)
     assert (len(log.read_text().splitlines()) if log.exists() else 0) == ran < 40  # cancelled
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
     assert not xr_unmixsr.distributed._sigint.is_set()  # the next run is not interrupted
 
 
@@ -296,6 +301,8 @@ def _interrupt_cli(
         + ["--scale", "4", "--quiet"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        # a foreground CLI: under a runner that ignores SIGINT, the child would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     # the temporary output appears when the workers start writing

@@ -154,9 +154,10 @@ def sigint_remembered() -> Iterator[None]:
     CLI runs every command in this block; :func:`compute_on_cluster` enters it too (nested
     blocks keep the outer one's record).
     """
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is _on_sigint
+    current = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or current in (
+        _on_sigint,
+        signal.SIG_IGN,  # a process that ignores Ctrl-C (started in the background) keeps doing so
     ):
         yield
         return
