@@ -42,7 +42,7 @@ def run_demo(
     sr = upscale(lr, scale)
     res = unmix(lr, n_endmembers=scene.sizes["endmember"], seed=seed)
     # the same endmembers, abundances back-projected onto the HR grid
-    fine = unmix(lr, n_endmembers=scene.sizes["endmember"], seed=seed, scale=scale)
+    fine = unmix(lr, endmembers=res["endmembers"], scale=scale)
     paths = write_rasters(
         [
             (sr, out / f"upscaled_x{scale}.tif"),
