@@ -267,6 +267,12 @@ def to_zarr(ds: xr.Dataset, path: Path, *, compute: bool = True) -> Any:
         return ds.to_zarr(path, mode="w", compute=compute)
 
 
+def _coords_loaded(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with its dask-backed coordinates loaded: they are small (wavelength, fwhm...) and
+    are then written with the metadata, before the blocks."""
+    return ds.assign_coords({k: c.load() for k, c in ds.coords.items() if c.chunks})
+
+
 def _write_zarr_block(
     block: np.ndarray, *, target: Any, nodata: float, block_info: dict | None = None
 ) -> np.ndarray:
@@ -291,9 +297,7 @@ def _store(
     """
     if fmt == "zarr":
         name = da.name or "data"
-        # coordinates (wavelength, fwhm...) are small: loaded, they are written with the metadata
-        ds = da.rename(name).to_dataset()
-        ds = ds.assign_coords({k: c.load() for k, c in ds.coords.items() if c.chunks})
+        ds = _coords_loaded(da.rename(name).to_dataset())
         if da.chunks is None:
             to_zarr(ds, tmp)
             return None, None
@@ -331,31 +335,23 @@ def _store(
     return task, None
 
 
-def store_dataset(
-    ds: xr.Dataset,
-    path: Path,
-    *,
-    progress: bool = False,
-    on_progress: Callable[[int, int], None] | None = None,
-) -> None:
+def store_dataset(ds: xr.Dataset, path: Path, *, progress: bool = False) -> None:
     """Write a Dataset to a Zarr store at ``path``, lazily block by block like :func:`store_rasters`.
 
     The metadata is written first; the blocks then run on this process's own thread pool, or on
     the workers of an active dask.distributed client. Either way it returns or raises only when
     none of its tasks runs any more, so an interrupted write can be removed safely.
     """
-    ds = ds.assign_coords({k: c.load() for k, c in ds.coords.items() if c.chunks})
+    ds = _coords_loaded(ds)
     if not any(v.chunks for v in ds.data_vars.values()):
         to_zarr(ds, path)
         return
     deferred = to_zarr(ds, path, compute=False)
     client = active_client()
     if client is None:
-        _compute_locally([deferred], True, progress, on_progress)
-        return
-    compute_on_cluster(client, [deferred], progress=progress)
-    if on_progress:
-        on_progress(1, 1)
+        _compute_locally([deferred], True, progress, None)
+    else:
+        compute_on_cluster(client, [deferred], progress=progress)
 
 
 def _tile_aligned(da: xr.DataArray, blocksize: int) -> xr.DataArray:
