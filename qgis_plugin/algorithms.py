@@ -220,8 +220,9 @@ class UnmixAlgorithm(_Algorithm):
         "(VCA endmembers, or given ones, and fully constrained least squares; seconds), "
         "<b>autoencoder</b> (the unmixing autoencoder of UnmixingSR trained on the scene; "
         "minutes on a CPU) and <b>smile</b> (SR-guided unmixing network). With SCALE, the "
-        "abundances are on a grid SCALE times finer than the input's. Writes the abundance GeoTIFF (one band per endmember, the band "
-        "descriptions are the endmember names), OUTPUT_rmse.tif (per-pixel reconstruction error) "
+        "abundances are on a grid SCALE times finer than the input's. Writes the abundance "
+        "GeoTIFF (one band per endmember, the band descriptions are the endmember names), "
+        "OUTPUT_rmse.tif (per-pixel reconstruction error) "
         "and OUTPUT_endmembers.csv (one row per band, one column per endmember) beside it."
     )
 
