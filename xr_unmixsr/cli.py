@@ -85,6 +85,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         device=args.device,
         precision=args.precision,
+        back_projection=args.back_projection,
     )
 
     def one() -> str:
@@ -194,7 +195,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
             bench = datasets.Benchmark(args.scene, open_raster(args.scene), args.data_scale)
         models = {"bicubic": "bicubic", **_labelled(args.model or [])}
         rows = evaluate_sr(
-            bench.cube, args.scale, models, data_scale=bench.data_scale, device=args.device
+            bench.cube,
+            args.scale,
+            models,
+            data_scale=bench.data_scale,
+            device=args.device,
+            back_projection=args.back_projection,
         )
         _report(rows, ["model", "psnr", "ssim", "sam", "ergas", "seconds"], args)
         return
@@ -264,6 +270,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--overwrite", action="store_true", help="replace an existing output")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    def back_projection(p: argparse.ArgumentParser, more: str = "") -> None:
+        p.add_argument(
+            "--back-projection",
+            type=int,
+            default=0,
+            metavar="STEPS",
+            help="iterative back-projection steps after the model, making the output consistent "
+            f"with the input (default 0: off; 5 converges){more}",
+        )
+
     def cluster(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--workers",
@@ -308,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="fp32",
         help="fp32, or mixed precision for the network (bf16/fp16: faster on GPUs)",
     )
+    back_projection(up)
     up.add_argument("--cog", action="store_true", help="write a Cloud Optimized GeoTIFF")
     cluster(up)
     up.set_defaults(func=_cmd_upscale)
@@ -427,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="a raster scene's value of reflectance 1 (e.g. 10000)",
     )
+    back_projection(ev_sr, "; also score every model with that many steps")
     ev_un = ev_sub.add_parser(
         "unmix", help="unmix a scene with true endmembers/abundances, print SAD and RMSE"
     )

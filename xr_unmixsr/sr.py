@@ -11,7 +11,7 @@ import xarray as xr
 
 from . import geometry
 from .engine import upscale_array
-from .models import SRModel, bicubic_resize, get_model
+from .models import SRModel, back_projected, bicubic_resize, get_model
 
 
 def upscale(
@@ -25,6 +25,7 @@ def upscale(
     batch_size: int | None = None,
     device: str | torch.device = "auto",
     precision: str = "fp32",
+    back_projection: int = 0,
 ) -> xr.DataArray:
     """Super-resolve a hyperspectral cube by ``scale``.
 
@@ -39,6 +40,9 @@ def upscale(
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``...
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` for mixed precision on the network
             (faster on GPUs with tensor cores; the output stays float32).
+        back_projection: steps of iterative back-projection after the model, which make the
+            output consistent with ``cube``: degraded like :func:`degrade` does, it gives
+            ``cube`` back (0: off; 5 converges; see :mod:`xr_unmixsr.models.backprojection`).
 
     Returns:
         (band, y*scale, x*scale) float32 DataArray, lazy when ``cube`` is dask-backed, with the
@@ -50,7 +54,7 @@ def upscale(
         ModelError: see :mod:`xr_unmixsr.errors`.
     """
     lay = geometry.layout(cube, band_dim)
-    net = get_model(model, int(scale))
+    net = back_projected(get_model(model, int(scale)), back_projection)
     cube = geometry.as_canonical(cube, lay)
     net.check_bands(cube.sizes[lay.band_dim])
     data = cube.data

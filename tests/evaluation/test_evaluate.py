@@ -157,6 +157,16 @@ def test_cli_evaluate_sr_on_a_raster(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert rows[0]["psnr"] == pytest.approx(rows[1]["psnr"])
     assert 20 < rows[0]["psnr"] < 80
 
+    rc = main(
+        ["evaluate", "sr", str(path), "--scale", "2", "--data-scale", "10000"]
+        + ["--back-projection", "5", "--json", str(out), "--device", "cpu"]
+    )
+    assert rc == 0
+    projected = json.loads(out.read_text())
+    assert [r["model"] for r in projected] == ["bicubic", "bicubic + back-projection x5"]
+    assert projected[0]["psnr"] == pytest.approx(rows[0]["psnr"])
+    assert projected[1]["psnr"] > projected[0]["psnr"]
+
 
 def test_cli_evaluate_unmix_on_samson(
     shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -15,6 +15,7 @@ Each returns a list of rows (dicts), one per model or method, with the seconds i
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -50,6 +51,7 @@ def evaluate_sr(
     device: str = "auto",
     tile: int = 256,
     batch_size: int = 8,
+    back_projection: int = 0,
 ) -> list[dict[str, Any]]:
     """Score SR models on a held-out HR cube degraded by ``scale``.
 
@@ -60,23 +62,35 @@ def evaluate_sr(
             shipped name, a checkpoint path or an :class:`~xr_unmixsr.models.SRModel`).
         data_scale: divide the data by this for reflectance in [0, 1] (EnMAP: 10000).
         device, tile, batch_size: as for :func:`~xr_unmixsr.upscale`.
+        back_projection: when > 0, every model is also scored with that many back-projection
+            steps (``upscale(..., back_projection=)``), in a row labelled
+            ``"<label> + back-projection xN"`` after its own.
 
     Returns:
-        One row per model: ``model``, ``psnr`` (dB), ``ssim``, ``sam`` (degrees), ``ergas``,
-        ``seconds`` (the upscaling).
+        One row per model and back-projection setting: ``model``, ``psnr`` (dB), ``ssim``,
+        ``sam`` (degrees), ``ergas``, ``seconds`` (the upscaling).
     """
     lr = degrade(hr, scale)
     hr = hr.isel(y=slice(0, lr.sizes["y"] * scale), x=slice(0, lr.sizes["x"] * scale))
     ref = _reflectance(hr, data_scale)
     bands = np.isfinite(ref).all(axis=(1, 2))
     rows = []
-    for label, model in models.items():
+    for (label, model), steps in itertools.product(models.items(), sorted({0, back_projection})):
         start = time.perf_counter()
-        sr = upscale(lr, scale, model, device=device, tile=tile, batch_size=batch_size).compute()
+        sr = upscale(
+            lr,
+            scale,
+            model,
+            device=device,
+            tile=tile,
+            batch_size=batch_size,
+            back_projection=steps,
+        ).compute()
         seconds = time.perf_counter() - start
         est = _reflectance(sr, data_scale)
         metrics = sr_metrics(ref[bands], est[bands], scale=scale)
-        rows.append({"model": label, **metrics, "seconds": seconds})
+        name = f"{label} + back-projection x{steps}" if steps else label
+        rows.append({"model": name, **metrics, "seconds": seconds})
     return rows
 
 

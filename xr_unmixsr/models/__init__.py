@@ -2,6 +2,7 @@
 
 from .autoencoder import UnmixingAutoencoder, unmixing_loss
 from .auxiliary import AuxiliaryUnmixing
+from .backprojection import BackProjected, back_projected
 from .base import SRModel, resolve_device
 from .bicubic import Bicubic, bicubic_model, bicubic_resize
 from .cascade import Cascade, cascade_model
@@ -24,6 +25,7 @@ __all__ = [
     "SMILE",
     "SUPPORTED_SCALES",
     "AuxiliaryUnmixing",
+    "BackProjected",
     "Bicubic",
     "Cascade",
     "ConvSR",
@@ -33,6 +35,7 @@ __all__ = [
     "UnmixingAutoencoder",
     "UnmixingSR",
     "available_models",
+    "back_projected",
     "bicubic_model",
     "bicubic_resize",
     "cascade_model",

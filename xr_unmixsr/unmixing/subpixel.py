@@ -24,13 +24,11 @@ import torch
 from torch import nn
 
 from ..models.base import SRModel
+from ..models.bicubic import BACKPROJECTION_RADIUS as STEP_RADIUS
 from ..models.bicubic import BICUBIC_HALO, bicubic_resize
 
 __all__ = ["AbundanceBackProjection", "STEP_RADIUS", "backprojection_model"]
 
-#: coarse pixels one step reaches (the degradation and its adjoint together), as measured by
-#: perturbing one coarse pixel (tests/unmixing/test_subpixel.py checks it for scales 2 to 8).
-STEP_RADIUS = 3
 #: default number of steps: on Urban x4, 10 steps give 0.1175 and 20 give 0.1149; more do not help.
 DEFAULT_ITERATIONS = 20
 #: floor of the bicubic start before the log (softmax logits of exact zeros would be -inf).
