@@ -353,6 +353,7 @@ def test_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     metrics = json.loads((outdir / "metrics.json").read_text())
     psnr = metrics["bicubic_x4"]["psnr"]
     assert math.isfinite(psnr) and psnr > 20
+    assert metrics["bicubic_x4_back_projection"]["psnr"] > psnr + 0.2
     sad = metrics["unmixing_vca_fcls"]["sad_mean"]
     assert math.isfinite(sad) and sad >= 0
     assert metrics["scene"]["size"] == 64 and metrics["scene"]["scale"] == 4

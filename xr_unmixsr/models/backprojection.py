@@ -10,7 +10,7 @@ model with ``steps`` steps of Irani and Peleg's back-projection (1991)
 
 which pull the degraded output onto the input while adding only what the input asks for. On the
 held-out benchmark scenes (docs/benchmarks.md) 5 steps lift bicubic by 0.3 to 1.0 dB and the
-shipped networks by 0.08 to 0.18 dB; more steps change nothing (the iteration has converged).
+networks by 0.08 to 0.26 dB; more steps change nothing (the iteration has converged).
 
 Every step reaches :data:`~xr_unmixsr.models.bicubic.BACKPROJECTION_RADIUS` input pixels, so the
 wrapped model keeps a finite halo and stays seam-free through the tiling engine. The steps run in
