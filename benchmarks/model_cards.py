@@ -2,8 +2,9 @@
 
     python benchmarks/model_cards.py [--data-dir ../shared/data] [models/NAME.safetensors ...]
 
-For each checkpoint (default: every ``models/*.safetensors``), the model and bicubic upscale the
-degraded held-out EnMAP tiles (``xr_unmixsr.evaluation``: the 64 x 96 block north-west of the
+For each checkpoint (default: every ``models/*.safetensors``), the model and bicubic, each alone
+and followed by :data:`BACK_PROJECTION` back-projection steps, upscale the degraded held-out EnMAP
+tiles (``xr_unmixsr.evaluation``: the 64 x 96 block north-west of the
 training mosaic); the rows, the command and the date go into the card's ``metrics`` entry, the
 total training time into ``training.total_seconds``, and the hardware (``training.hardware``) and
 band wavelengths when the trainer did not record them (the run happened on this machine, on the
@@ -27,6 +28,8 @@ from xr_unmixsr.io import open_raster
 from xr_unmixsr.training import band_coordinates, hardware
 
 ROOT = Path(__file__).resolve().parents[1]
+#: back-projection steps of the cards' second pair of rows (``upscale(..., back_projection=)``).
+BACK_PROJECTION = 5
 
 
 def main() -> None:
@@ -47,8 +50,12 @@ def main() -> None:
         card_path = path.with_suffix(".json")
         card = json.loads(card_path.read_text())
         scale = int(card["scale"])
-        bicubic, model = evaluate_sr(
-            bench.cube, scale, {"bicubic": "bicubic", card["name"]: path}, data_scale=10000.0
+        bicubic, bicubic_bp, model, model_bp = evaluate_sr(
+            bench.cube,
+            scale,
+            {"bicubic": "bicubic", card["name"]: path},
+            data_scale=10000.0,
+            back_projection=BACK_PROJECTION,
         )
         training = card.setdefault("training", {})
         if "wavelength" not in card:  # trained before cards recorded the band coordinates
@@ -64,6 +71,9 @@ def main() -> None:
             "date": datetime.date.today().isoformat(),
             "model": model,
             "bicubic": bicubic,
+            "back_projection_steps": BACK_PROJECTION,
+            "model_back_projection": model_bp,
+            "bicubic_back_projection": bicubic_bp,
         }
         card_path.write_text(json.dumps(card, indent=2))
         size = path.stat().st_size / 2**20
