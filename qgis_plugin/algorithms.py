@@ -185,6 +185,11 @@ class UpscaleAlgorithm(_Algorithm):
             "input's resolution, then gives the input back. 0 is off; 5 converges and adds "
             "0.1 to 1 dB of PSNR on the benchmark scenes.",
         )
+        self._add(
+            QgsProcessingParameterBoolean("SELF_ENSEMBLE", "Self-ensemble", defaultValue=False),
+            "average the model over the 8 flips and quarter turns of every tile: 0.07 to 0.16 dB "
+            "better for the learned models, 8 times slower.",
+        )
         self._add_engine()
         self._add(
             QgsProcessingParameterRasterDestination("OUTPUT", "Upscaled raster"),
@@ -211,6 +216,7 @@ class UpscaleAlgorithm(_Algorithm):
                 self.parameterAsInt(parameters, "SCALE", context),
                 model,
                 back_projection=self.parameterAsInt(parameters, "BACK_PROJECTION", context),
+                self_ensemble=self.parameterAsBool(parameters, "SELF_ENSEMBLE", context),
                 **self._engine(parameters, context),
             )
             feedback.pushInfo(f"upscaling {dict(cube.sizes)} to {dict(sr.sizes)} with {model}")

@@ -86,6 +86,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         back_projection=args.back_projection,
+        self_ensemble=args.self_ensemble,
     )
 
     def one() -> str:
@@ -201,6 +202,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
             data_scale=bench.data_scale,
             device=args.device,
             back_projection=args.back_projection,
+            self_ensemble=args.self_ensemble,
         )
         _report(rows, ["model", "psnr", "ssim", "sam", "ergas", "seconds"], args)
         return
@@ -270,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--overwrite", action="store_true", help="replace an existing output")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    def back_projection(p: argparse.ArgumentParser, more: str = "") -> None:
+    def refinements(p: argparse.ArgumentParser, more: str = "") -> None:
         p.add_argument(
             "--back-projection",
             type=int,
@@ -278,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="STEPS",
             help="iterative back-projection steps after the model, making the output consistent "
             f"with the input (default 0: off; 5 converges){more}",
+        )
+        p.add_argument(
+            "--self-ensemble",
+            action="store_true",
+            help="average the model over the 8 flips and quarter turns of each patch (8 times "
+            f"the compute){more}",
         )
 
     def cluster(p: argparse.ArgumentParser) -> None:
@@ -324,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="fp32",
         help="fp32, or mixed precision for the network (bf16/fp16: faster on GPUs)",
     )
-    back_projection(up)
+    refinements(up)
     up.add_argument("--cog", action="store_true", help="write a Cloud Optimized GeoTIFF")
     cluster(up)
     up.set_defaults(func=_cmd_upscale)
@@ -444,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="a raster scene's value of reflectance 1 (e.g. 10000)",
     )
-    back_projection(ev_sr, "; also score every model with that many steps")
+    refinements(ev_sr, "; every model is scored with and without it")
     ev_un = ev_sub.add_parser(
         "unmix", help="unmix a scene with true endmembers/abundances, print SAD and RMSE"
     )

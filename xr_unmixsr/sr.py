@@ -11,7 +11,7 @@ import xarray as xr
 
 from . import geometry
 from .engine import upscale_array
-from .models import SRModel, back_projected, bicubic_resize, get_model
+from .models import SRModel, back_projected, bicubic_resize, get_model, self_ensembled
 
 
 def upscale(
@@ -26,6 +26,7 @@ def upscale(
     device: str | torch.device = "auto",
     precision: str = "fp32",
     back_projection: int = 0,
+    self_ensemble: bool = False,
 ) -> xr.DataArray:
     """Super-resolve a hyperspectral cube by ``scale``.
 
@@ -43,6 +44,9 @@ def upscale(
         back_projection: steps of iterative back-projection after the model, which make the
             output consistent with ``cube``: degraded like :func:`degrade` does, it gives
             ``cube`` back (0: off; 5 converges; see :mod:`xr_unmixsr.models.backprojection`).
+        self_ensemble: average the model over the 8 flips and quarter turns of every patch
+            (8 times the compute; see :mod:`xr_unmixsr.models.ensemble`), before any
+            back-projection.
 
     Returns:
         (band, y*scale, x*scale) float32 DataArray, lazy when ``cube`` is dask-backed, with the
@@ -54,7 +58,8 @@ def upscale(
         ModelError: see :mod:`xr_unmixsr.errors`.
     """
     lay = geometry.layout(cube, band_dim)
-    net = back_projected(get_model(model, int(scale)), back_projection)
+    net = get_model(model, int(scale))
+    net = back_projected(self_ensembled(net, self_ensemble), back_projection)
     cube = geometry.as_canonical(cube, lay)
     net.check_bands(cube.sizes[lay.band_dim])
     data = cube.data

@@ -159,13 +159,21 @@ def test_cli_evaluate_sr_on_a_raster(tmp_path: Path, capsys: pytest.CaptureFixtu
 
     rc = main(
         ["evaluate", "sr", str(path), "--scale", "2", "--data-scale", "10000"]
-        + ["--back-projection", "5", "--json", str(out), "--device", "cpu"]
+        + ["--back-projection", "5", "--self-ensemble", "--json", str(out), "--device", "cpu"]
     )
     assert rc == 0
-    projected = json.loads(out.read_text())
-    assert [r["model"] for r in projected] == ["bicubic", "bicubic + back-projection x5"]
-    assert projected[0]["psnr"] == pytest.approx(rows[0]["psnr"])
-    assert projected[1]["psnr"] > projected[0]["psnr"]
+    refined = json.loads(out.read_text())
+    assert [r["model"] for r in refined] == [
+        "bicubic",
+        "bicubic + back-projection x5",
+        "bicubic + self-ensemble",
+        "bicubic + self-ensemble + back-projection x5",
+    ]
+    assert refined[0]["psnr"] == pytest.approx(rows[0]["psnr"])
+    assert refined[1]["psnr"] > refined[0]["psnr"]
+    # bicubic is its own self-ensemble
+    assert refined[2]["psnr"] == pytest.approx(refined[0]["psnr"], abs=1e-4)
+    assert refined[3]["psnr"] == pytest.approx(refined[1]["psnr"], abs=1e-4)
 
 
 def test_cli_evaluate_unmix_on_samson(

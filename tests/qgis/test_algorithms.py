@@ -77,7 +77,7 @@ def test_upscale_equals_the_python_api(
     assert fb.progress[-1] == pytest.approx(100.0)
 
 
-def test_upscale_with_a_shipped_model_and_back_projection(
+def test_upscale_with_a_shipped_model_self_ensemble_and_back_projection(
     enmap_crop: Path, tmp_path: Path, assert_same_raster: Any
 ) -> None:
     from qgis.core import QgsApplication
@@ -87,9 +87,12 @@ def test_upscale_with_a_shipped_model_and_back_projection(
     assert models[0] == "bicubic" and "unmixingsr-enmap-x2" in models
     out = tmp_path / "up.tif"
     params = {"INPUT": str(enmap_crop), "SCALE": 2, "TILE": 48, "BACK_PROJECTION": 3}
+    params["SELF_ENSEMBLE"] = True
     _run("upscale", {**params, "MODEL": models.index("unmixingsr-enmap-x2"), "OUTPUT": str(out)})
     cube = open_raster(enmap_crop, chunks=CHUNKS)
-    expected = xr_unmixsr.upscale(cube, 2, "unmixingsr-enmap-x2", tile=48, back_projection=3)
+    expected = xr_unmixsr.upscale(
+        cube, 2, "unmixingsr-enmap-x2", tile=48, back_projection=3, self_ensemble=True
+    )
     assert_same_raster(out, expected, rtol=1e-5)
 
 

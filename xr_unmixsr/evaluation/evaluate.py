@@ -52,6 +52,7 @@ def evaluate_sr(
     tile: int = 256,
     batch_size: int = 8,
     back_projection: int = 0,
+    self_ensemble: bool = False,
 ) -> list[dict[str, Any]]:
     """Score SR models on a held-out HR cube degraded by ``scale``.
 
@@ -65,9 +66,12 @@ def evaluate_sr(
         back_projection: when > 0, every model is also scored with that many back-projection
             steps (``upscale(..., back_projection=)``), in a row labelled
             ``"<label> + back-projection xN"`` after its own.
+        self_ensemble: every model is also scored as a self-ensemble
+            (``upscale(..., self_ensemble=True)``), labelled ``"<label> + self-ensemble"`` (with
+            and without the back-projection steps).
 
     Returns:
-        One row per model and back-projection setting: ``model``, ``psnr`` (dB), ``ssim``,
+        One row per model and setting: ``model``, ``psnr`` (dB), ``ssim``,
         ``sam`` (degrees), ``ergas``, ``seconds`` (the upscaling).
     """
     lr = degrade(hr, scale)
@@ -75,7 +79,10 @@ def evaluate_sr(
     ref = _reflectance(hr, data_scale)
     bands = np.isfinite(ref).all(axis=(1, 2))
     rows = []
-    for (label, model), steps in itertools.product(models.items(), sorted({0, back_projection})):
+    settings = itertools.product(
+        models.items(), sorted({False, self_ensemble}), sorted({0, back_projection})
+    )
+    for (label, model), ensemble, steps in settings:
         start = time.perf_counter()
         sr = upscale(
             lr,
@@ -85,11 +92,13 @@ def evaluate_sr(
             tile=tile,
             batch_size=batch_size,
             back_projection=steps,
+            self_ensemble=ensemble,
         ).compute()
         seconds = time.perf_counter() - start
         est = _reflectance(sr, data_scale)
         metrics = sr_metrics(ref[bands], est[bands], scale=scale)
-        name = f"{label} + back-projection x{steps}" if steps else label
+        name = label + (" + self-ensemble" if ensemble else "")
+        name += f" + back-projection x{steps}" if steps else ""
         rows.append({"model": name, **metrics, "seconds": seconds})
     return rows
 

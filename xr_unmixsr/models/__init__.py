@@ -7,6 +7,7 @@ from .base import SRModel, resolve_device
 from .bicubic import Bicubic, bicubic_model, bicubic_resize
 from .cascade import Cascade, cascade_model
 from .conv import ConvSR, conv_model
+from .ensemble import SelfEnsembled, self_ensembled
 from .gram import GRAM, LocalChannelAttention
 from .registry import (
     SUPPORTED_SCALES,
@@ -32,6 +33,7 @@ __all__ = [
     "LocalChannelAttention",
     "MaterialAwareModule",
     "SRModel",
+    "SelfEnsembled",
     "UnmixingAutoencoder",
     "UnmixingSR",
     "available_models",
@@ -46,6 +48,7 @@ __all__ = [
     "register_architecture",
     "resolve_device",
     "save_checkpoint",
+    "self_ensembled",
     "smile_loss",
     "sr_loss",
     "unmixing_loss",
