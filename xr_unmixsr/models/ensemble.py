@@ -4,7 +4,7 @@ A network trained on patches seen in every orientation (the trainer's flips and 
 answers each orientation a little differently; :class:`SelfEnsembled` runs it on the 8 images of
 the dihedral group of the square (4 rotations, each mirrored or not), turns every output back and
 averages them. The result is exactly equivariant (flipping or turning the input flips or turns
-the output) and, on the held-out benchmark scenes (docs/benchmarks.md), 0.07 to 0.16 dB better
+the output) and, on the held-out benchmark scenes (docs/benchmarks.md), 0.08 to 0.16 dB better
 than the network alone, for 8 times its compute. The halo is the network's: a turned patch has
 the same context on every side. Bicubic is already equivariant, so the ensemble changes nothing
 for it but the time.
