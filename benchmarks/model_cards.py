@@ -3,7 +3,7 @@
     python benchmarks/model_cards.py [--data-dir ../shared/data] [models/NAME.safetensors ...]
 
 For each checkpoint (default: every ``models/*.safetensors``), the model and bicubic, each alone
-and followed by :data:`BACK_PROJECTION` back-projection steps, upscale the degraded held-out EnMAP
+and followed by ``CONVERGED_STEPS`` (5) back-projection steps, upscale the degraded held-out EnMAP
 tiles (``xr_unmixsr.evaluation``: the 64 x 96 block north-west of the
 training mosaic); the rows, the command and the date go into the card's ``metrics`` entry, the
 total training time into ``training.total_seconds``, and the hardware (``training.hardware``) and
@@ -25,11 +25,10 @@ from xr_unmixsr.errors import MissingCRSWarning
 from xr_unmixsr.evaluation.datasets import load_sr_split
 from xr_unmixsr.evaluation.evaluate import evaluate_sr
 from xr_unmixsr.io import open_raster
+from xr_unmixsr.models.backprojection import CONVERGED_STEPS
 from xr_unmixsr.training import band_coordinates, hardware
 
 ROOT = Path(__file__).resolve().parents[1]
-#: back-projection steps of the cards' second pair of rows (``upscale(..., back_projection=)``).
-BACK_PROJECTION = 5
 
 
 def main() -> None:
@@ -55,7 +54,7 @@ def main() -> None:
             scale,
             {"bicubic": "bicubic", card["name"]: path},
             data_scale=10000.0,
-            back_projection=BACK_PROJECTION,
+            back_projection=CONVERGED_STEPS,
         )
         training = card.setdefault("training", {})
         if "wavelength" not in card:  # trained before cards recorded the band coordinates
@@ -71,7 +70,7 @@ def main() -> None:
             "date": datetime.date.today().isoformat(),
             "model": model,
             "bicubic": bicubic,
-            "back_projection_steps": BACK_PROJECTION,
+            "back_projection_steps": CONVERGED_STEPS,
             "model_back_projection": model_bp,
             "bicubic_back_projection": bicubic_bp,
         }

@@ -13,13 +13,11 @@ import xarray as xr
 
 from ..io import write_rasters
 from ..metrics import sr_metrics, unmixing_metrics
+from ..models.backprojection import CONVERGED_STEPS
 from ..sr import degrade, upscale
 from ..unmixing.scene import unmix
 from .quicklook import abundance_png, comparison_png, endmember_png, true_colour_png
 from .scene import make_demo_scene
-
-#: back-projection steps of the demo's second SR score (5 converge on every benchmark scene).
-BACK_PROJECTION = 5
 
 
 def run_demo(
@@ -33,7 +31,8 @@ def run_demo(
     """Build the demo scene, degrade it by ``scale``, upscale and unmix it, write and score it.
 
     The SR metrics are those of bicubic upsampling, alone and followed by
-    :data:`BACK_PROJECTION` back-projection steps (``upscale(..., back_projection=)``).
+    :data:`~xr_unmixsr.models.backprojection.CONVERGED_STEPS` back-projection steps
+    (``upscale(..., back_projection=)``).
     Writes into ``outdir``: ``truth_hr.tif``, ``lr.tif``, ``upscaled_x{scale}.tif`` (bicubic),
     ``abundances.tif`` (+ ``abundances_rmse.tif``), ``abundances_x{scale}.tif`` (on the HR grid,
     back-projected), PNG quicklooks and ``metrics.json``; prints the metrics. Returns them.
@@ -45,7 +44,7 @@ def run_demo(
     hr = scene["reflectance"]
     lr = degrade(hr, scale).chunk({"y": 32, "x": 32})
     sr = upscale(lr, scale)
-    sr_bp = upscale(lr, scale, back_projection=BACK_PROJECTION)
+    sr_bp = upscale(lr, scale, back_projection=CONVERGED_STEPS)
     res = unmix(lr, n_endmembers=scene.sizes["endmember"], seed=seed)
     # the same endmembers, abundances back-projected onto the HR grid
     fine = unmix(lr, endmembers=res["endmembers"], scale=scale)
