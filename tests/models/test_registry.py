@@ -52,6 +52,19 @@ def test_shipped_name_lookup_through_model_path(tmp_path, monkeypatch) -> None:
         get_model("my-model-x2", 4)
 
 
+@pytest.mark.parametrize("given", ["run-0.2", "run-0.2.safetensors", "run-0.2.json"])
+def test_checkpoint_name_with_a_dot_keeps_its_dot(tmp_path, given) -> None:
+    weights = save_checkpoint(
+        conv_model(5, 2, features=8),
+        tmp_path / given,
+        config={"n_bands": 5, "scale": 2, "features": 8},
+    )
+    assert weights == tmp_path / "run-0.2.safetensors"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run-0.2.json", "run-0.2.safetensors"]
+    for path in ("run-0.2", "run-0.2.safetensors", "run-0.2.json"):
+        assert get_model(tmp_path / path, 2).name == "run-0.2"
+
+
 def test_bicubic_scales_and_unknown_name() -> None:
     for s in (2, 3, 4, 8):
         assert get_model("bicubic", s).scale == s

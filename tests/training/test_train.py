@@ -150,10 +150,12 @@ def test_on_progress_of_the_unmixing_trainers(scene: xr.DataArray, trainer: str)
 
 
 def test_checkpoint_upscales_with_geometry(scene: xr.DataArray, tmp_path: Path) -> None:
-    ckpt = tmp_path / "unmixingsr_x2"
+    ckpt = tmp_path / "unmixingsr_x2-beta0.2"  # a dot in the name is not a suffix
     res = train_sr(scene, 2, epochs=1, seed=0, checkpoint=ckpt, info={"command": "pytest"}, **TINY)
-    assert res.checkpoint == tmp_path / "unmixingsr_x2.safetensors"
-    card = json.loads((tmp_path / "unmixingsr_x2.json").read_text())
+    assert res.checkpoint == tmp_path / "unmixingsr_x2-beta0.2.safetensors"
+    assert (tmp_path / "unmixingsr_x2-beta0.2.train.json").exists()
+    card = json.loads((tmp_path / "unmixingsr_x2-beta0.2.json").read_text())
+    assert card["name"] == "unmixingsr_x2-beta0.2"
     assert card["architecture"] == "unmixingsr" and card["n_bands"] == 24
     training = card["training"]
     assert training["command"] == "pytest" and training["device"] == "cpu"

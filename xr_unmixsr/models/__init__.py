@@ -12,6 +12,7 @@ from .gram import GRAM, LocalChannelAttention
 from .registry import (
     SUPPORTED_SCALES,
     available_models,
+    checkpoint_stem,
     get_model,
     load_checkpoint,
     model_dirs,
@@ -41,6 +42,7 @@ __all__ = [
     "bicubic_model",
     "bicubic_resize",
     "cascade_model",
+    "checkpoint_stem",
     "conv_model",
     "get_model",
     "load_checkpoint",

@@ -100,6 +100,20 @@ def available_models() -> list[str]:
     return ["bicubic", *sorted(names)]
 
 
+def checkpoint_stem(path: str | os.PathLike[str]) -> Path:
+    """``path`` without its ``.safetensors`` or ``.json`` suffix.
+
+    Any other dot belongs to the name: ``run-0.2`` and ``run-0.2.safetensors`` are both the
+    checkpoint ``run-0.2``, whose files are ``run-0.2.safetensors`` and ``run-0.2.json``.
+    """
+    p = Path(path)
+    return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
+
+
+def _sibling(stem: Path, suffix: str) -> Path:
+    return stem.with_name(stem.name + suffix)
+
+
 def save_checkpoint(
     model: SRModel, path: str | os.PathLike[str], config: dict[str, Any], **card: Any
 ) -> Path:
@@ -107,15 +121,16 @@ def save_checkpoint(
 
     Args:
         model: the model; ``model.network`` must be of a registered architecture.
-        path: target path (its suffix is replaced).
+        path: target path, with or without the ``.safetensors`` suffix (:func:`checkpoint_stem`).
         config: keyword arguments that rebuild ``model.network`` from its class.
         card: extra model-card entries (training data, metrics...).
     """
     arch = architecture_of(model.network)
-    stem = Path(path).with_suffix("")
+    stem = checkpoint_stem(path)
     stem.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}
-    save_file(state, str(stem.with_suffix(".safetensors")))
+    weights = _sibling(stem, ".safetensors")
+    save_file(state, str(weights))
     from .. import __version__
 
     meta = {
@@ -132,8 +147,8 @@ def save_checkpoint(
         "package_version": __version__,
         **card,
     }
-    stem.with_suffix(".json").write_text(json.dumps(meta, indent=2))
-    return stem.with_suffix(".safetensors")
+    _sibling(stem, ".json").write_text(json.dumps(meta, indent=2))
+    return weights
 
 
 @functools.lru_cache(maxsize=8)
@@ -171,9 +186,7 @@ def _load_checkpoint_cached(weights: str, mtime: float) -> SRModel:
 
 def _weights_path(path: Path) -> Path:
     """The weights file of a checkpoint given by its weights, card or stem path."""
-    if path.suffix in (".safetensors", ".json"):
-        return path.with_suffix(".safetensors")
-    return path.with_name(path.name + ".safetensors")
+    return _sibling(checkpoint_stem(path), ".safetensors")
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> SRModel:

@@ -65,6 +65,7 @@ from ..models import (
     SRModel,
     UnmixingAutoencoder,
     UnmixingSR,
+    checkpoint_stem,
     load_checkpoint,
     resolve_device,
     save_checkpoint,
@@ -142,7 +143,7 @@ def _adam(params: Any, lr: float) -> torch.optim.Adam:
 
 
 def _state_paths(checkpoint: str | os.PathLike[str]) -> tuple[Path, Path]:
-    stem = Path(checkpoint).with_suffix("")
+    stem = checkpoint_stem(checkpoint)
     return (
         stem.with_name(stem.name + ".train.safetensors"),
         stem.with_name(stem.name + ".train.json"),
@@ -593,7 +594,7 @@ def _run(
     checkpoint = options.checkpoint
     network.eval()
     model = SRModel(
-        name=checkpoint.with_suffix("").name if checkpoint else architecture,
+        name=checkpoint_stem(checkpoint).name if checkpoint else architecture,
         network=network,
         scale=scale,
         halo=int(network.halo),
