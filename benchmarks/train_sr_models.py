@@ -38,6 +38,13 @@ def main() -> None:
     )
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--n-grams", type=int, default=4)
+    parser.add_argument(
+        "--abun-weight",
+        type=float,
+        default=1e-3,
+        help="weight beta of the AbunLoss (paper eq. 12: 1e-3; its Sec. IV-A: 0.2)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tag", default="", help="suffix of the output name")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--steps-per-epoch", type=int, default=50)
@@ -63,7 +70,8 @@ def main() -> None:
         ae_epochs=third,
         lr_halving_epochs=third,
         patch=16 * args.scale,
-        seed=0,
+        abun_weight=args.abun_weight,
+        seed=args.seed,
         device="cpu",
         checkpoint=out,
         progress=False,

@@ -408,7 +408,7 @@ class TrainAlgorithm(_Algorithm):
                 "ARCHITECTURE", "Architecture", self.architectures, defaultValue=0
             ),
             "unmixingsr (UnmixingSR with its material-aware module and auxiliary unmixing), "
-            "unmixingsr-nomam, convsr or convsr-aux (baselines).",
+            "unmixingsr-nomam, convsr, convsr-aux or unmixingsr-aux (baselines and ablations).",
         )
         self._add(
             QgsProcessingParameterNumber("EPOCHS", "Epochs", _INT, 100, minValue=1),

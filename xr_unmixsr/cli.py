@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--architecture",
         default="unmixingsr",
-        help="unmixingsr, unmixingsr-nomam, convsr or convsr-aux",
+        help="unmixingsr, unmixingsr-nomam, convsr, convsr-aux or unmixingsr-aux",
     )
     tr.add_argument(
         "--n-endmembers",

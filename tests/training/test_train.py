@@ -15,7 +15,7 @@ import xr_unmixsr
 from xr_unmixsr.demo import make_demo_scene
 from xr_unmixsr.errors import BandMismatchError, ParameterError
 from xr_unmixsr.models import UnmixingAutoencoder, UnmixingSR, load_checkpoint
-from xr_unmixsr.training import train_autoencoder, train_smile, train_sr
+from xr_unmixsr.training import ARCHITECTURES, train_autoencoder, train_smile, train_sr
 
 TINY: dict[str, Any] = {
     "features": 8,
@@ -46,13 +46,13 @@ def _weights(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
-@pytest.mark.parametrize("architecture", ["unmixingsr", "unmixingsr-nomam", "convsr", "convsr-aux"])
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_train_sr_reduces_the_loss(scene: xr.DataArray, architecture: str) -> None:
     res = train_sr(scene, 2, architecture=architecture, epochs=4, seed=0, **TINY)
     losses = [h["sr"] for h in res.history]
     assert len(losses) == 4 and all(np.isfinite(losses))
     assert losses[-1] < losses[0]
-    if architecture in ("unmixingsr", "convsr-aux"):
+    if architecture in ("unmixingsr", "convsr-aux", "unmixingsr-aux"):
         assert "abun" in res.history[-1] and "unmixing" in res.history[-1]
     model = res.model
     assert model is not None and not model.network.training

@@ -21,7 +21,9 @@ All trainers share one loop (:func:`_fit`):
   autoencoder, loss L1 + alpha SAD), ``"convsr"`` (:class:`~xr_unmixsr.models.ConvSR`, same loss),
   ``"convsr-aux"`` (ConvSR trained with the AbunLoss of a frozen autoencoder through
   :class:`~xr_unmixsr.models.AuxiliaryUnmixing`, step I alternating as for UnmixingSR; the saved
-  model is the ConvSR backbone alone, which is all inference needs).
+  model is the ConvSR backbone alone, which is all inference needs) and ``"unmixingsr-aux"`` (the
+  same plug-in on UnmixingSR's own backbone, ``unmixingsr-nomam``: the AbunLoss without the MAM,
+  which separates what the auxiliary loss and the material-aware module each bring).
 * **Resuming**: with ``checkpoint=path``, the training state is written at the end of every epoch
   to ``<stem>.train.safetensors`` (weights of every trained module and every optimiser tensor) and
   ``<stem>.train.json`` (epoch, history, seconds per epoch, optimiser hyper-parameters, the patch
@@ -88,7 +90,10 @@ __all__ = [
 ]
 
 #: the ``architecture`` values of :func:`train_sr`.
-ARCHITECTURES = ("unmixingsr", "unmixingsr-nomam", "convsr", "convsr-aux")
+ARCHITECTURES = ("unmixingsr", "unmixingsr-nomam", "convsr", "convsr-aux", "unmixingsr-aux")
+
+#: the architectures trained with the AbunLoss of a frozen autoencoder (and step I).
+_WITH_AUTOENCODER = ("unmixingsr", "convsr-aux", "unmixingsr-aux")
 
 _BETAS = (0.9, 0.99)
 
@@ -811,7 +816,8 @@ def train_sr(
         cubes: one or more (band, y, x) DataArrays (the HR scenes).
         scale: SR factor (2, 3, 4, 8).
         architecture: ``"unmixingsr"`` (with MAM and AbunLoss, two-step alternating training),
-            ``"unmixingsr-nomam"``, ``"convsr"`` or ``"convsr-aux"`` (see the module docstring).
+            ``"unmixingsr-nomam"``, ``"convsr"``, ``"convsr-aux"`` or ``"unmixingsr-aux"`` (see
+            the module docstring).
         n_endmembers: endmembers of the autoencoder.
         features: feature channels of the SR network.
         n_grams: GRAMs in the UnmixingSR body.
@@ -861,7 +867,7 @@ def train_sr(
     scale = int(scale)
     opts = _RunOptions.of(locals())
     dev = opts.device
-    uses_ae = architecture in ("unmixingsr", "convsr-aux")
+    uses_ae = architecture in _WITH_AUTOENCODER
     given = _given_autoencoder(autoencoder) if (uses_ae and autoencoder is not None) else None
     sampler = opts.sampler(cubes, scale, gain=given[2] if given else None)
     n_bands = sampler.n_bands
@@ -891,11 +897,11 @@ def train_sr(
                 "ae_features": ae_config["features"],
                 "ae_grams": ae_config["n_grams"],
             }
-            net = UnmixingSR(**config)
-            return net, net, config, ae
-        config = {"n_bands": n_bands, "scale": scale, "features": features, "depth": depth}
-        backbone = ConvSR(**config)
-        if architecture == "convsr-aux":
+            backbone: nn.Module = UnmixingSR(**config)
+        else:
+            config = {"n_bands": n_bands, "scale": scale, "features": features, "depth": depth}
+            backbone = ConvSR(**config)
+        if architecture.endswith("-aux"):
             wrapped = AuxiliaryUnmixing(backbone, UnmixingAutoencoder(**ae_config), scale)
             return wrapped, backbone, config, ae
         return backbone, backbone, config, ae
