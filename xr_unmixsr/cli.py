@@ -157,10 +157,12 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _labelled(specs: Sequence[str]) -> dict[str, str]:
     """``label=model`` or ``model`` (labelled by its file stem) -> {label: model}."""
+    from .models import checkpoint_stem
+
     out = {}
     for spec in specs:
         label, sep, model = spec.partition("=")
-        out[label if sep else Path(spec).with_suffix("").name] = model if sep else spec
+        out[label if sep else checkpoint_stem(spec).name] = model if sep else spec
     return out
 
 

@@ -21,6 +21,7 @@ from xr_unmixsr.evaluation.evaluate import (
     markdown_table,
 )
 from xr_unmixsr.metrics import sr_metrics
+from xr_unmixsr.models import conv_model, save_checkpoint
 from xr_unmixsr.unmixing.synthetic import linear_mixtures, smooth_mixture_cube
 
 P, BANDS = 3, 24
@@ -174,6 +175,23 @@ def test_cli_evaluate_sr_on_a_raster(tmp_path: Path, capsys: pytest.CaptureFixtu
     # bicubic is its own self-ensemble
     assert refined[2]["psnr"] == pytest.approx(refined[0]["psnr"], abs=1e-4)
     assert refined[3]["psnr"] == pytest.approx(refined[1]["psnr"], abs=1e-4)
+
+
+def test_cli_evaluate_sr_labels_a_checkpoint_by_its_whole_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = smooth_mixture_cube(32, BANDS, P, seed=2)
+    path = tmp_path / "hr.tif"
+    xr_unmixsr.write_raster(_cube(values).rio.write_crs("EPSG:32633"), path)
+    config = {"n_bands": BANDS, "scale": 2, "features": 4}
+    weights = save_checkpoint(conv_model(BANDS, 2, features=4), tmp_path / "run-0.2", config)
+    out = tmp_path / "rows.json"
+    rc = main(
+        ["evaluate", "sr", str(path), "--scale", "2", "--model", str(weights)]
+        + ["--json", str(out), "--device", "cpu"]
+    )
+    assert rc == 0
+    assert [r["model"] for r in json.loads(out.read_text())] == ["bicubic", "run-0.2"]
 
 
 def test_cli_evaluate_unmix_on_samson(
