@@ -15,6 +15,7 @@ import xr_unmixsr
 from xr_unmixsr.demo import make_demo_scene
 from xr_unmixsr.errors import BandMismatchError, ParameterError
 from xr_unmixsr.models import UnmixingAutoencoder, UnmixingSR, load_checkpoint
+from xr_unmixsr.models.conv import TRAINING_NEGATIVE_SLOPE
 from xr_unmixsr.training import ARCHITECTURES, train_autoencoder, train_smile, train_sr
 
 TINY: dict[str, Any] = {
@@ -200,6 +201,21 @@ def test_train_smile(scene: xr.DataArray, tmp_path: Path) -> None:
     assert all(np.isfinite(h["loss"]) for h in res.history)
     out = xr_unmixsr.upscale(scene, 2, model=res.checkpoint, tile=16, device="cpu")
     assert out.shape == (24, 96, 96) and np.isfinite(out.values).all()
+
+
+@pytest.mark.parametrize("architecture", ["convsr", "convsr-aux"])
+def test_convsr_is_trained_leaky_and_its_card_says_so(
+    scene: xr.DataArray, tmp_path: Path, architecture: str
+) -> None:
+    res = train_sr(
+        scene, 2, architecture=architecture, epochs=1, seed=0, checkpoint=tmp_path / "c", **TINY
+    )
+    card = json.loads((tmp_path / "c.json").read_text())
+    assert card["architecture"] == "convsr"
+    assert card["config"]["negative_slope"] == TRAINING_NEGATIVE_SLOPE > 0
+    loaded = load_checkpoint(res.checkpoint).network
+    slopes = {m.negative_slope for m in loaded.modules() if isinstance(m, torch.nn.LeakyReLU)}
+    assert slopes == {TRAINING_NEGATIVE_SLOPE}
 
 
 def test_gaussian_degradation_option(scene: xr.DataArray) -> None:

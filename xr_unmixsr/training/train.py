@@ -75,6 +75,7 @@ from ..models import (
     sr_loss,
     unmixing_loss,
 )
+from ..models.conv import TRAINING_NEGATIVE_SLOPE
 from ..models.unmixingsr import abundance_loss
 from ..unmixing.scene import robust_vca, typical_endmembers
 from .patches import PatchSampler, _as_list
@@ -899,7 +900,13 @@ def train_sr(
             }
             backbone: nn.Module = UnmixingSR(**config)
         else:
-            config = {"n_bands": n_bands, "scale": scale, "features": features, "depth": depth}
+            config = {
+                "n_bands": n_bands,
+                "scale": scale,
+                "features": features,
+                "depth": depth,
+                "negative_slope": TRAINING_NEGATIVE_SLOPE,
+            }
             backbone = ConvSR(**config)
         if architecture.endswith("-aux"):
             wrapped = AuxiliaryUnmixing(backbone, UnmixingAutoencoder(**ae_config), scale)
