@@ -10,6 +10,7 @@ inputs are all reflectances of one sign, so once every unit's response is negati
 them no gradient revives it, and the network stays the bicubic upsampling (on semi-synthetic
 Urban at x2, every unit of the first layer ended inactive, docs/benchmarks.md). The trainer
 builds ConvSR with :data:`TRAINING_NEGATIVE_SLOPE`.
+
 Each 3x3 convolution widens the receptive field by one input pixel, so ``halo = depth + 1``
 (at least the bicubic halo).
 """
