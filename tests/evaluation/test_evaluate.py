@@ -177,9 +177,7 @@ def test_cli_evaluate_sr_on_a_raster(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert refined[3]["psnr"] == pytest.approx(refined[1]["psnr"], abs=1e-4)
 
 
-def test_cli_evaluate_sr_labels_a_checkpoint_by_its_whole_name(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_evaluate_sr_labels_a_checkpoint_by_its_whole_name(tmp_path: Path) -> None:
     values = smooth_mixture_cube(32, BANDS, P, seed=2)
     path = tmp_path / "hr.tif"
     xr_unmixsr.write_raster(_cube(values).rio.write_crs("EPSG:32633"), path)
