@@ -411,6 +411,15 @@ class TrainAlgorithm(_Algorithm):
             "unmixingsr-nomam, convsr, convsr-aux or unmixingsr-aux (baselines and ablations).",
         )
         self._add(
+            QgsProcessingParameterString(
+                "MODEL", "Fine-tune this model (name or checkpoint)", optional=True
+            ),
+            "empty: train a new network. Else a shipped model's name or a checkpoint path: "
+            "training starts from its weights, keeps its shape and normalisation, and "
+            "Architecture must be one that trains it (unmixingsr for the shipped models). The "
+            "scene must have the model's bands.",
+        )
+        self._add(
             QgsProcessingParameterNumber("EPOCHS", "Epochs", _INT, 100, minValue=1),
             "epochs in total (counting those of a resumed run).",
         )
@@ -520,6 +529,7 @@ class TrainAlgorithm(_Algorithm):
                 lr_halving_epochs=self.parameterAsInt(parameters, "LR_HALVING_EPOCHS", context)
                 or None,
                 ae_epochs=self._optional_int(parameters, "AE_EPOCHS", context),
+                model=self.parameterAsString(parameters, "MODEL", context) or None,
                 seed=self.parameterAsInt(parameters, "SEED", context),
                 device=self.parameterAsString(parameters, "DEVICE", context),
                 checkpoint=out,

@@ -37,7 +37,8 @@ class _Base:
         """Train an SR model on this scene (self-supervised) and return it, ready for ``upscale``.
 
         See :func:`xr_unmixsr.training.train_sr` for the arguments (``architecture``, ``epochs``,
-        ``checkpoint``...).
+        ``checkpoint``...); ``model=`` (a shipped name, a checkpoint or an :class:`SRModel`)
+        fine-tunes that model on the scene instead of training a new network.
         """
         from .training import train_sr
 

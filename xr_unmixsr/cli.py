@@ -143,6 +143,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         lr=args.lr,
         lr_halving_epochs=args.lr_halving_epochs or None,
         ae_epochs=args.ae_epochs,
+        model=args.model,
         seed=args.seed,
         device=args.device,
         checkpoint=args.output,
@@ -397,6 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--architecture",
         default="unmixingsr",
         help="unmixingsr, unmixingsr-nomam, convsr, convsr-aux or unmixingsr-aux",
+    )
+    tr.add_argument(
+        "--model",
+        default=None,
+        help="fine-tune this model (a shipped name or a checkpoint) instead of training a new "
+        "one: it keeps its shape and normalisation; --architecture must train it (unmixingsr "
+        "for the shipped models)",
     )
     tr.add_argument(
         "--n-endmembers",

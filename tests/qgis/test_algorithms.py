@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +247,13 @@ def test_train_then_upscale_with_the_checkpoint(
     )
     expected = xr_unmixsr.upscale(open_raster(enmap_crop, chunks=CHUNKS), 2, str(ckpt))
     assert_same_raster(out, expected, rtol=1e-5)
+    # fine-tuning: the new model starts from the checkpoint and keeps its shape (8 features)
+    tuned = tmp_path / "tuned.safetensors"
+    params = {k: v for k, v in params.items() if k not in ("FEATURES", "N_GRAMS", "N_ENDMEMBERS")}
+    _run("train", {**params, "MODEL": str(ckpt), "OUTPUT": str(tuned)})
+    card = json.loads(tuned.with_suffix(".json").read_text())
+    assert card["training"]["settings"]["fine_tuned_from"] == "my_x2"
+    assert card["config"]["features"] == 8 and card["config"]["n_endmembers"] == 3
 
 
 def test_cancel_upscale_leaves_no_file(enmap_path: Path, tmp_path: Path) -> None:

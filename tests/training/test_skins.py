@@ -11,6 +11,7 @@ import xr_unmixsr
 from xr_unmixsr.cli import main
 from xr_unmixsr.demo import make_demo_scene
 from xr_unmixsr.io import write_raster
+from xr_unmixsr.models import load_checkpoint
 from xr_unmixsr.training import train_sr
 
 TINY = dict(
@@ -50,3 +51,28 @@ def test_cli_train_writes_a_checkpoint_upscale_can_use(tmp_path: Path, capsys) -
         == 0
     )
     assert xr_unmixsr.open_raster(out).shape == (100, 96, 96)
+
+
+def test_cli_train_fine_tunes_a_model_like_train_sr(tmp_path: Path) -> None:
+    scene = tmp_path / "scene.tif"
+    write_raster(_scene(), scene)
+    base = tmp_path / "base.safetensors"
+    common = ["--scale", "2", "--architecture", "convsr", "--epochs", "1", "--steps-per-epoch"]
+    common += ["2", "--patch", "16", "--batch-size", "2", "--device", "cpu", "--quiet"]
+    assert main(["train", str(scene), "--output", str(base), "--features", "8", *common]) == 0
+    tuned = tmp_path / "tuned.safetensors"
+    assert main(["train", str(scene), "--output", str(tuned), "--model", str(base), *common]) == 0
+    card = json.loads(tuned.with_suffix(".json").read_text())
+    assert card["training"]["settings"]["fine_tuned_from"] == "base"
+    assert card["config"]["features"] == 8  # the model's shape, not --features' default (32)
+    direct = train_sr(
+        xr_unmixsr.open_raster(scene, chunks={"band": -1, "y": 512, "x": 512}),
+        2,
+        model=base,
+        **{**TINY, "epochs": 1, "steps_per_epoch": 2, "seed": 0, "features": 32},
+        progress=False,
+        device="cpu",
+    )
+    got = load_checkpoint(tuned).network.state_dict()
+    for k, v in direct.network.state_dict().items():
+        np.testing.assert_allclose(got[k].numpy(), v.numpy(), rtol=1e-5, atol=1e-6)

@@ -13,7 +13,7 @@ import xarray as xr
 
 import xr_unmixsr
 from xr_unmixsr.demo import make_demo_scene
-from xr_unmixsr.errors import BandMismatchError, ParameterError
+from xr_unmixsr.errors import BandMismatchError, ParameterError, UnsupportedScaleError
 from xr_unmixsr.models import UnmixingAutoencoder, UnmixingSR, load_checkpoint
 from xr_unmixsr.models.conv import TRAINING_NEGATIVE_SLOPE
 from xr_unmixsr.training import ARCHITECTURES, train_autoencoder, train_smile, train_sr
@@ -275,3 +275,62 @@ def test_typical_init_starts_from_typical_endmembers(
     assert res.model.card["training"]["settings"]["init"] == "typical"
     with pytest.raises(ParameterError, match="init must be one of"):
         run(init="pure")
+
+
+def test_fine_tuning_starts_from_the_model_and_keeps_its_shape(
+    scene: xr.DataArray, tmp_path: Path
+) -> None:
+    base = train_sr(scene, 2, epochs=1, seed=0, checkpoint=tmp_path / "base", **TINY)
+    start = load_checkpoint(base.checkpoint)
+    before = _weights(start.network)
+    # epochs=0: nothing trained, the result is the model itself (its weights, gain, config)
+    same = train_sr(scene, 2, model=base.checkpoint, epochs=0, **{**TINY, "features": 16})
+    assert same.config == base.config and same.config["features"] == TINY["features"]
+    for k, v in _weights(same.network).items():
+        torch.testing.assert_close(v, before[k])
+    np.testing.assert_array_equal(same.model.gain, start.gain)
+    tuned = train_sr(
+        scene, 2, model=base.checkpoint, epochs=1, lr=1e-4, checkpoint=tmp_path / "t", **TINY
+    )
+    assert "unmixing" not in tuned.history[0]  # UnmixingSR keeps its own frozen autoencoder
+    ae_before = {
+        k[len("autoencoder.") :]: v for k, v in before.items() if k.startswith("autoencoder.")
+    }
+    for k, v in _weights(tuned.network.autoencoder).items():
+        torch.testing.assert_close(v, ae_before[k])
+    changed = [k for k, v in _weights(tuned.network).items() if not torch.equal(v, before[k])]
+    assert changed and all(not k.startswith("autoencoder.") for k in changed)
+    for k, v in _weights(start.network).items():  # the loaded (cached) model is not modified
+        torch.testing.assert_close(v, before[k])
+    card = json.loads((tmp_path / "t.json").read_text())
+    assert card["training"]["settings"]["fine_tuned_from"] == "base"
+    # a fitted SRModel can be fine-tuned again, from the accessor
+    again = scene.unmixsr.fit(2, model=tuned.model, epochs=1, **TINY)
+    assert again.network is not tuned.network and again.scale == 2
+
+
+def test_fine_tuning_an_auxiliary_backbone_trains_a_fresh_autoencoder(
+    scene: xr.DataArray,
+) -> None:
+    base = train_sr(scene, 2, architecture="unmixingsr-nomam", epochs=1, seed=0, **TINY)
+    tuned = train_sr(scene, 2, architecture="unmixingsr-aux", model=base.model, epochs=1, **TINY)
+    assert "unmixing" in tuned.history[0] and "abun" in tuned.history[0]
+    assert tuned.config == base.config
+
+
+def test_fine_tuning_refuses_what_does_not_fit(scene: xr.DataArray, tmp_path: Path) -> None:
+    conv = train_sr(scene, 2, architecture="convsr", epochs=1, checkpoint=tmp_path / "c", **TINY)
+    with pytest.raises(ParameterError, match=r"ConvSR.*\['convsr', 'convsr-aux'\]"):
+        train_sr(scene, 2, model=conv.checkpoint, epochs=1, **TINY)
+    with pytest.raises(BandMismatchError, match="train a new model"):
+        train_sr(
+            scene.isel(band=slice(0, 20)), 2, architecture="convsr", model=conv.checkpoint, **TINY
+        )
+    with pytest.raises(UnsupportedScaleError, match="upsamples by 2, not 4"):
+        train_sr(scene, 4, architecture="convsr", model=conv.checkpoint, **{**TINY, "patch": 32})
+    with pytest.raises(ParameterError, match="cascade"):
+        train_sr(scene, 4, model="unmixingsr-enmap-x4", **{**TINY, "patch": 32})
+    ae = train_autoencoder(scene, 4, **SHORT)
+    sr = train_sr(scene, 2, epochs=1, **TINY)
+    with pytest.raises(ParameterError, match="leave autoencoder= out"):
+        train_sr(scene, 2, model=sr.model, autoencoder=ae, epochs=1, **TINY)

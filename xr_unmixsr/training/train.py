@@ -24,6 +24,12 @@ All trainers share one loop (:func:`_fit`):
   model is the ConvSR backbone alone, which is all inference needs) and ``"unmixingsr-aux"`` (the
   same plug-in on UnmixingSR's own backbone, ``unmixingsr-nomam``: the AbunLoss without the MAM,
   which separates what the auxiliary loss and the material-aware module each bring).
+* **Fine-tuning**: ``train_sr(..., model=name_or_path)`` starts from a trained UnmixingSR or ConvSR
+  model instead of a fresh network: its weights, its configuration (the shape arguments are
+  ignored) and its normalisation gain are kept, and ``architecture`` must be one that trains such
+  a network (:func:`_fits`). UnmixingSR with its MAM keeps its own frozen autoencoder, so step I
+  does not run; ``"unmixingsr-aux"`` and ``"convsr-aux"`` start their backbone from the model and
+  train a fresh autoencoder as from scratch. The scenes must have the model's band count.
 * **Resuming**: with ``checkpoint=path``, the training state is written at the end of every epoch
   to ``<stem>.train.safetensors`` (weights of every trained module and every optimiser tensor) and
   ``<stem>.train.json`` (epoch, history, seconds per epoch, optimiser hyper-parameters, the patch
@@ -44,6 +50,7 @@ All trainers share one loop (:func:`_fit`):
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
@@ -59,7 +66,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..errors import ParameterError
+from ..errors import BandMismatchError, ParameterError
 from ..models import (
     SMILE,
     AuxiliaryUnmixing,
@@ -68,6 +75,7 @@ from ..models import (
     UnmixingAutoencoder,
     UnmixingSR,
     checkpoint_stem,
+    get_model,
     load_checkpoint,
     resolve_device,
     save_checkpoint,
@@ -607,7 +615,7 @@ def _run(
         n_bands=sampler.n_bands,
         offset=np.float32(sampler.offset),
         gain=np.asarray(sampler.gain, np.float32),
-        card={"training": card},
+        card={"config": config, "training": card},
     )
     path = None
     if checkpoint is not None:
@@ -778,6 +786,44 @@ def _given_autoencoder(
     return ae, cfg, gain
 
 
+def _fits(architecture: str, network: nn.Module) -> bool:
+    """Whether ``architecture`` (one of :data:`ARCHITECTURES`) trains a network like ``network``."""
+    if architecture.startswith("convsr"):
+        return isinstance(network, ConvSR)
+    has_mam = getattr(network, "mam", None) is not None
+    return isinstance(network, UnmixingSR) and has_mam == (architecture == "unmixingsr")
+
+
+def _start_from(
+    model: str | os.PathLike[str] | SRModel, scale: int, architecture: str
+) -> tuple[SRModel, nn.Module, dict[str, Any]]:
+    """(the model to fine-tune, a trainable copy of its network, its constructor config).
+
+    Raises:
+        ModelError: unknown model; UnsupportedScaleError: it upsamples by another factor.
+        ParameterError: ``architecture`` does not train its network, or its card has no config.
+    """
+    start = get_model(model, scale)
+    if not _fits(architecture, start.network):
+        fitting = [a for a in ARCHITECTURES if _fits(a, start.network)]
+        hint = (
+            f"fine-tune it with architecture one of {fitting}"
+            if fitting
+            else "only UnmixingSR and ConvSR models can be fine-tuned (of a cascade, its stages)"
+        )
+        raise ParameterError(
+            f"model {start.name!r} is a {type(start.network).__name__} network that "
+            f"architecture {architecture!r} does not train: {hint}"
+        )
+    config = start.card.get("config")
+    if not isinstance(config, dict):
+        raise ParameterError(
+            f"model {start.name!r} has no network config in its card: fine-tune a checkpoint "
+            "written by train_sr or xr-unmixsr train"
+        )
+    return start, copy.deepcopy(start.network).train(), dict(config)
+
+
 def train_sr(
     cubes: xr.DataArray | Sequence[xr.DataArray],
     scale: int,
@@ -802,6 +848,7 @@ def train_sr(
     ae_epochs: int | None = None,
     autoencoder: UnmixingAutoencoder | TrainResult | str | os.PathLike[str] | None = None,
     init: str = "vca",
+    model: str | os.PathLike[str] | SRModel | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
     checkpoint: str | os.PathLike[str] | None = None,
@@ -811,7 +858,7 @@ def train_sr(
     sampler_kwargs: dict[str, Any] | None = None,
     info: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train a super-resolution network on self-supervised (or paired) patches.
+    """Train a super-resolution network on self-supervised (or paired) patches, or fine-tune one.
 
     Args:
         cubes: one or more (band, y, x) DataArrays (the HR scenes).
@@ -839,6 +886,13 @@ def train_sr(
         autoencoder: a trained autoencoder (module, :class:`TrainResult` or checkpoint path) to
             use frozen instead of step I; a checkpoint's gain is reused for normalisation.
         init: endmember initialisation of step I, ``"vca"``, ``"typical"`` or ``"random"``.
+        model: fine-tune this trained model (a shipped name, a checkpoint path or an
+            :class:`SRModel` of UnmixingSR or ConvSR for ``scale``) instead of training a new
+            network: training starts from its weights, with its configuration (``features``,
+            ``n_grams``, ``depth`` and, for ``"unmixingsr"``, the autoencoder's shape and
+            weights are the model's) and its normalisation. ``architecture`` must train such a
+            network (e.g. ``"unmixingsr"`` for the shipped models) and the scenes must have the
+            model's bands. A smaller ``lr`` and few epochs are the usual choice.
         seed: seed of the initialisation and of the patch draws.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
         checkpoint: where to save the final model (and, beside it, the training state).
@@ -858,8 +912,10 @@ def train_sr(
         run).
 
     Raises:
-        ParameterError: unknown architecture or inconsistent settings, or a training state
-            of other settings beside ``checkpoint``.
+        ParameterError: unknown architecture or inconsistent settings, a ``model`` that
+            ``architecture`` does not train, or a training state of other settings beside
+            ``checkpoint``.
+        BandMismatchError: the scenes do not have the bands of ``model``.
     """
     _check_common(epochs, steps_per_epoch, batch_size)
     if architecture not in ARCHITECTURES:
@@ -869,15 +925,34 @@ def train_sr(
     opts = _RunOptions.of(locals())
     dev = opts.device
     uses_ae = architecture in _WITH_AUTOENCODER
+    start = _start_from(model, scale, architecture) if model is not None else None
+    # UnmixingSR with its MAM fine-tunes with the frozen autoencoder it holds
+    inherits_ae = start is not None and architecture == "unmixingsr"
+    if inherits_ae and autoencoder is not None:
+        raise ParameterError(
+            "the model to fine-tune holds its own autoencoder: leave autoencoder= out"
+        )
     given = _given_autoencoder(autoencoder) if (uses_ae and autoencoder is not None) else None
-    sampler = opts.sampler(cubes, scale, gain=given[2] if given else None)
+    gain = start[0].gain if start is not None else (given[2] if given else None)
+    sampler = opts.sampler(cubes, scale, gain=gain)
     n_bands = sampler.n_bands
+    if start is not None and start[0].n_bands not in (None, n_bands):
+        raise BandMismatchError(
+            f"model {start[0].name!r} takes {start[0].n_bands} bands, the scenes have {n_bands}: "
+            "fine-tuning keeps a model's bands; train a new model (without model=) on them"
+        )
     ae_config = {
         "n_bands": n_bands,
         "n_endmembers": n_endmembers,
         "features": ae_features,
         "n_grams": ae_grams,
     }
+    if inherits_ae and start is not None:
+        ae_config.update(
+            n_endmembers=start[2]["n_endmembers"],
+            features=start[2]["ae_features"],
+            n_grams=start[2]["ae_grams"],
+        )
     if given is not None:
         ae_config = {**ae_config, **{k: given[1][k] for k in ae_config if k in given[1]}}
         if ae_config["n_bands"] != n_bands:
@@ -886,8 +961,10 @@ def train_sr(
             )
 
     def build() -> tuple[nn.Module, nn.Module, dict[str, Any], UnmixingAutoencoder | None]:
-        ae = UnmixingAutoencoder(**ae_config) if uses_ae else None
-        if architecture.startswith("unmixingsr"):
+        ae = UnmixingAutoencoder(**ae_config) if uses_ae and not inherits_ae else None
+        if start is not None:
+            backbone, config = start[1], start[2]
+        elif architecture.startswith("unmixingsr"):
             config = {
                 "n_bands": n_bands,
                 "scale": scale,
@@ -977,6 +1054,7 @@ def train_sr(
         "config": config,
         "ae_config": ae_config if uses_ae else None,
         "given_autoencoder": given is not None,
+        "fine_tuned_from": start[0].name if start is not None else None,
         "init": init,
         "ae_steps": n_ae_steps if run_step_i else 0,
         "ae_epochs": ae_epochs,
