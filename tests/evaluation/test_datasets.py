@@ -38,6 +38,39 @@ def test_unmixing_benchmarks_are_consistent(shared_data: Path, name: str) -> Non
     assert 0 <= float(bench.cube.min()) and float(bench.cube.max()) < 1.2
 
 
+# the ranges (nm) of each scene's band centres, and a vegetation endmember of its ground truth
+WAVELENGTHS = {
+    "jasper": ((410, 415), (2455, 2462), "1-tree"),
+    "samson": ((400, 402), (888, 890), "tree"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WAVELENGTHS))
+def test_wavelengths_put_the_red_edge_of_vegetation_in_place(shared_data: Path, name: str) -> None:
+    """Each cube's ``wavelength`` spans its sensor's range, and the vegetation endmember's
+    reflectance jumps between red (670 nm) and near infrared (800 nm), where it must be if the
+    band centres are right (a shift of 20 bands would move it away)."""
+    bench = load_benchmark(name, shared_data)
+    wl = bench.cube["wavelength"].values
+    (lo0, lo1), (hi0, hi1), veg = WAVELENGTHS[name]
+    assert lo0 <= wl[0] <= lo1 and hi0 <= wl[-1] <= hi1
+    assert np.sum(np.diff(wl) <= 0) <= 2  # AVIRIS's spectrometers overlap twice
+    order = np.argsort(wl, kind="stable")
+    wl, spectrum = wl[order], bench.endmembers[bench.materials.index(veg)][order]
+    red, nir = (spectrum[np.abs(wl - w).argmin()] for w in (670.0, 800.0))
+    assert nir > 2.5 * red
+    # the reflectance rises most steeply on the red edge (680-750 nm), not elsewhere in the VNIR
+    vnir = wl < 880
+    rise = np.diff(spectrum[vnir]) / np.maximum(np.diff(wl[vnir]), 1.0)
+    assert 680 <= wl[vnir][rise.argmax()] <= 750
+
+
+def test_indian_pines_has_the_aviris_bands_and_urban_none(shared_data: Path) -> None:
+    wl = load_benchmark("indian-pines", shared_data).cube["wavelength"].values
+    assert wl.shape == (224,) and 380 < wl[0] < 390 and 2500 < wl[-1] < 2510
+    assert "wavelength" not in load_benchmark("urban", shared_data).cube.coords  # unknown
+
+
 def test_sr_splits_are_disjoint(shared_data: Path) -> None:
     train = load_sr_split("enmap", "train", shared_data).cube
     test = load_sr_split("enmap", "test", shared_data).cube

@@ -5,6 +5,13 @@ their folder as ``root`` or in ``$XR_UNMIXSR_DATA``. Each reader returns a :clas
 the cube, its ground truth where there is one, and ``data_scale``, the value that maps the cube
 to reflectance in [0, 1] for the metrics (the protocol of the literature).
 
+The cubes carry a ``wavelength`` coordinate (nm) along ``band`` where the band centres are
+known: EnMAP's from its band tags; Jasper Ridge's and Indian Pines' are AVIRIS band centres (the
+224 listed in the USGS library file of the data folder; Jasper keeps 198 of them); Samson's 156
+bands span 401 to 889 nm evenly. Urban has none: HYDICE's 210 bands are not evenly spaced over
+400 to 2,500 nm (an even grid puts the red edge of its tree spectrum near 950 nm), and the files
+do not list them.
+
 SR benchmarks are split spatially into a training part and a disjoint held-out part
 (:data:`SR_SPLITS`): the shipped EnMAP models are trained on the 128 x 64 Potsdam mosaic and
 evaluated on the six tiles north-west of it (a contiguous 64 x 96 block).
@@ -89,15 +96,33 @@ def _loadmat(path: Path) -> dict:
     return scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
 
 
-def _cube(values: np.ndarray, name: str) -> xr.DataArray:
-    """(band, y, x) DataArray with integer pixel coordinates (no georeferencing)."""
+def _cube(values: np.ndarray, name: str, wavelengths: np.ndarray | None) -> xr.DataArray:
+    """(band, y, x) DataArray with pixel-centre coordinates (no georeferencing) and, when given,
+    the band centres (nm) as a ``wavelength`` coordinate."""
     bands, h, w = values.shape
+    coords: dict[str, object] = {"band": np.arange(1, bands + 1)}
+    if wavelengths is not None:
+        if len(wavelengths) != bands:
+            raise RasterIOError(f"{name}: {bands} bands but {len(wavelengths)} wavelengths")
+        coords["wavelength"] = ("band", np.asarray(wavelengths, np.float64), {"units": "nm"})
+    coords.update(y=np.arange(h) + 0.5, x=np.arange(w) + 0.5)
     return xr.DataArray(
         np.ascontiguousarray(values, dtype=np.float32),
         dims=("band", "y", "x"),
-        coords={"band": np.arange(1, bands + 1), "y": np.arange(h) + 0.5, "x": np.arange(w) + 0.5},
+        coords=coords,
         name=name,
     )
+
+
+def _aviris_wavelengths(root: Path) -> np.ndarray:
+    """The 224 AVIRIS band centres (nm), column 0 of the USGS library resampled to AVIRIS."""
+    return _loadmat(root / "unmixing" / "usgs_1995_library_224bands.mat")["datalib"][:, 0] * 1000.0
+
+
+def _without(wavelengths: np.ndarray, removed_1based: list[tuple[int, int]]) -> np.ndarray:
+    """``wavelengths`` less the inclusive 1-based band ranges of ``removed_1based``."""
+    drop = np.concatenate([np.arange(a - 1, b) for a, b in removed_1based])
+    return np.delete(wavelengths, drop)
 
 
 def _jasper(root: Path) -> Benchmark:
@@ -107,7 +132,12 @@ def _jasper(root: Path) -> Benchmark:
     abundances = truth["A"].T.reshape(100, 100, -1, order="F").transpose(2, 0, 1)
     return Benchmark(
         "jasper",
-        _cube(cube.transpose(2, 0, 1), "jasper"),
+        # the usual release drops AVIRIS bands 1-3, 108-112, 154-166 and 220-224
+        _cube(
+            cube.transpose(2, 0, 1),
+            "jasper",
+            _without(_aviris_wavelengths(root), [(1, 3), (108, 112), (154, 166), (220, 224)]),
+        ),
         endmembers=truth["M"].T,
         abundances=abundances,
         materials=[str(n).strip() for n in truth["cood"]],
@@ -120,7 +150,7 @@ def _samson(root: Path) -> Benchmark:
     ab = _loadmat(root / "unmixing" / "samson_A_true.mat")["A_true"].transpose(2, 0, 1)
     return Benchmark(
         "samson",
-        _cube(cube.transpose(2, 0, 1), "samson"),
+        _cube(cube.transpose(2, 0, 1), "samson", np.linspace(401.0, 889.0, cube.shape[2])),
         endmembers=em,
         abundances=ab,
         materials=["soil", "tree", "water"],
@@ -137,7 +167,7 @@ def _urban(root: Path) -> Benchmark:
     cube = np.einsum("bp,pyx->byx", lib, ab)
     return Benchmark(
         "urban",
-        _cube(cube, "urban"),
+        _cube(cube, "urban", None),  # HYDICE band centres: not in the files (module docstring)
         endmembers=lib.T,
         abundances=ab,
         materials=[str(m).strip() for m in np.atleast_1d(urban.materials)],
@@ -146,7 +176,8 @@ def _urban(root: Path) -> Benchmark:
 
 def _indian_pines(root: Path) -> Benchmark:
     cube = _loadmat(root / "sr_scenes" / "indian_pines_simulated_145x145x224.mat")["Ori_H"]
-    return Benchmark("indian-pines", _cube(np.asarray(cube).transpose(2, 0, 1), "indian_pines"))
+    values = np.asarray(cube).transpose(2, 0, 1)
+    return Benchmark("indian-pines", _cube(values, "indian_pines", _aviris_wavelengths(root)))
 
 
 def _enmap(root: Path, part: str) -> Benchmark:
