@@ -122,3 +122,29 @@ def test_band_mismatch_points_to_fine_tuning() -> None:
         warnings.simplefilter("ignore", MissingCRSWarning)
         with pytest.raises(BandMismatchError, match="224 bands.*fine-tune"):
             xr_unmixsr.upscale(cube, 4, model="unmixingsr-enmap-x4")
+
+
+def test_the_shipped_x2_model_fine_tunes_on_an_enmap_scene(enmap_path: Path) -> None:
+    """``fit(model=...)`` on real EnMAP data starts from the shipped weights: one small step
+    moves the output a little (not nothing, not far), with the shipped shape and gain."""
+    crop = xr_unmixsr.open_raster(enmap_path).isel(y=slice(0, 64), x=slice(0, 64)).load()
+    shipped = get_model("unmixingsr-enmap-x2", 2)
+    tuned = crop.unmixsr.fit(
+        2,
+        model="unmixingsr-enmap-x2",
+        epochs=1,
+        steps_per_epoch=1,
+        batch_size=2,
+        patch=32,
+        lr=1e-5,
+        device="cpu",
+        progress=False,
+    )
+    assert tuned.card["config"] == _card("unmixingsr-enmap-x2")["config"]
+    np.testing.assert_array_equal(tuned.gain, shipped.gain)
+    small = crop.isel(y=slice(0, 16), x=slice(0, 16))
+    a = xr_unmixsr.upscale(small, 2, model=shipped, device="cpu").values
+    b = xr_unmixsr.upscale(small, 2, model=tuned, device="cpu").values
+    valid = np.isfinite(a) & np.isfinite(b)
+    change = np.abs(a[valid] - b[valid]).mean() / np.abs(a[valid]).mean()
+    assert 0 < change < 0.02
