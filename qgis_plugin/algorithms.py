@@ -112,11 +112,13 @@ class _Algorithm(QgsProcessingAlgorithm):
             advanced=True,
         )
 
-    def _input_path(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
-        """The file behind the INPUT layer (the core reads files, not QGIS layers)."""
-        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
+    def _input_path(
+        self, parameters: dict[str, Any], context: QgsProcessingContext, name: str = "INPUT"
+    ) -> str:
+        """The file behind a raster layer parameter (the core reads files, not QGIS layers)."""
+        layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None:
-            raise QgsProcessingException(self.invalidRasterError(parameters, "INPUT"))
+            raise QgsProcessingException(self.invalidRasterError(parameters, name))
         if layer.providerType() != "gdal":
             raise QgsProcessingException(
                 f"layer {layer.name()!r} is not a file-based raster ({layer.providerType()}): "
@@ -128,13 +130,26 @@ class _Algorithm(QgsProcessingAlgorithm):
         chunk = self.parameterAsInt(parameters, "CHUNK", context)
         return {"y": chunk, "x": chunk}
 
+    @staticmethod
+    def _unset(parameters: dict[str, Any], name: str) -> bool:
+        """Whether an optional parameter was left empty."""
+        return parameters.get(name) in (None, "")
+
     def _optional_int(
         self, parameters: dict[str, Any], name: str, context: QgsProcessingContext
     ) -> int | None:
         """An optional integer parameter: None when it is not set."""
-        if parameters.get(name) in (None, ""):
+        if self._unset(parameters, name):
             return None
         return self.parameterAsInt(parameters, name, context)
+
+    def _optional_float(
+        self, parameters: dict[str, Any], name: str, context: QgsProcessingContext
+    ) -> float | None:
+        """An optional decimal parameter: None when it is not set."""
+        if self._unset(parameters, name):
+            return None
+        return self.parameterAsDouble(parameters, name, context)
 
     def _engine(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
         return {
@@ -398,6 +413,7 @@ class TrainAlgorithm(_Algorithm):
 
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:
         self.architectures = core_value("training.ARCHITECTURES", ["unmixingsr"])
+        self.degradations = core_value("training.DEGRADATIONS", ["bicubic"])
         self._add_input()
         self._add(
             QgsProcessingParameterNumber("SCALE", "Scale factor", _INT, 4, minValue=2),
@@ -478,6 +494,27 @@ class TrainAlgorithm(_Algorithm):
             advanced=True,
         )
         self._add(
+            QgsProcessingParameterEnum(
+                "DEGRADATION", "Degradation", self.degradations, defaultValue=0
+            ),
+            "how the low-resolution side is made from the scene: bicubic (antialiased) or "
+            "gaussian (a Gaussian PSF, then decimation). Ignored with a paired LR raster.",
+            advanced=True,
+        )
+        self._add(
+            QgsProcessingParameterNumber(
+                "GAUSSIAN_SIGMA", "Gaussian PSF sigma (HR pixels)", _DOUBLE, None, True, 0.01
+            ),
+            "gaussian degradation: the PSF's standard deviation (empty: 0.5 x scale).",
+            advanced=True,
+        )
+        self._add(
+            QgsProcessingParameterRasterLayer("LR_INPUT", "Paired LR raster", optional=True),
+            "paired training: a co-registered raster of the same scene at 1/scale of the "
+            "input's resolution, used instead of degrading the input.",
+            advanced=True,
+        )
+        self._add(
             QgsProcessingParameterNumber("SEED", "Random seed", _INT, 0, minValue=0),
             "seed of the initialisation and of the patch draws.",
             advanced=True,
@@ -510,8 +547,19 @@ class TrainAlgorithm(_Algorithm):
 
         path = self._input_path(parameters, context)
         out = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+        sampler_kwargs: dict[str, Any] = {
+            "degradation": self.degradations[
+                self.parameterAsEnum(parameters, "DEGRADATION", context)
+            ],
+            "gaussian_sigma": self._optional_float(parameters, "GAUSSIAN_SIGMA", context),
+        }
         with core_errors():
             cube = open_raster(path, chunks=self._chunks(parameters, context))
+            if not self._unset(parameters, "LR_INPUT"):
+                lr_path = self._input_path(parameters, context, "LR_INPUT")
+                sampler_kwargs["lr_cubes"] = [
+                    open_raster(lr_path, chunks=self._chunks(parameters, context))
+                ]
             result = train_sr(
                 [cube],
                 self.parameterAsInt(parameters, "SCALE", context),
@@ -536,6 +584,7 @@ class TrainAlgorithm(_Algorithm):
                 resume=self.parameterAsBool(parameters, "RESUME", context),
                 progress=False,
                 on_progress=reporter(feedback),
+                sampler_kwargs=sampler_kwargs,
                 info={"command": f"QGIS unmixsr:train on {path}"},
             )
         feedback.pushInfo(

@@ -129,6 +129,14 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from .training import train_sr
 
     cubes = [open_raster(path, chunks=_chunks(args)) for path in args.inputs]
+    sampler_kwargs: dict[str, object] = {
+        "degradation": args.degradation,
+        "gaussian_sigma": args.gaussian_sigma,
+    }
+    if args.lr_inputs:
+        sampler_kwargs["lr_cubes"] = [
+            open_raster(path, chunks=_chunks(args)) for path in args.lr_inputs
+        ]
     result = train_sr(
         cubes,
         args.scale,
@@ -149,6 +157,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         checkpoint=args.output,
         resume=not args.restart,
         progress=not args.quiet,
+        sampler_kwargs=sampler_kwargs,
         info={"command": "xr-unmixsr " + " ".join(args.argv)},
     )
     print(
@@ -430,6 +439,27 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="train the unmixing autoencoder (step I) in the first N epochs only (default: all)",
+    )
+    tr.add_argument(
+        "--degradation",
+        choices=("bicubic", "gaussian"),
+        default="bicubic",
+        help="how the LR side is made from the scene: antialiased bicubic (default) or a "
+        "Gaussian PSF and decimation",
+    )
+    tr.add_argument(
+        "--gaussian-sigma",
+        type=float,
+        default=None,
+        help="--degradation gaussian: the PSF's standard deviation in HR pixels (default "
+        "0.5 x scale)",
+    )
+    tr.add_argument(
+        "--lr-inputs",
+        nargs="+",
+        default=None,
+        help="paired training: co-registered LR scenes, one per input and in the same order, "
+        "used instead of degrading the inputs",
     )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+from affine import Affine
 
 import xr_unmixsr
-from xr_unmixsr.io import open_raster
+from xr_unmixsr.io import open_raster, write_raster
 from xr_unmixsr.models import load_checkpoint
 
 CHUNKS = {"y": 512, "x": 512}  # the algorithms' default CHUNK
@@ -254,6 +255,33 @@ def test_train_then_upscale_with_the_checkpoint(
     card = json.loads(tuned.with_suffix(".json").read_text())
     assert card["training"]["settings"]["fine_tuned_from"] == "my_x2"
     assert card["config"]["features"] == 8 and card["config"]["n_endmembers"] == 3
+
+
+def test_train_passes_paired_lr_and_gaussian_degradation(enmap_crop: Path, tmp_path: Path) -> None:
+    hr = open_raster(enmap_crop)
+    lr_path = tmp_path / "lr.tif"
+    low = hr.coarsen(x=2, y=2).mean()
+    write_raster(low.rio.write_transform(hr.rio.transform() * Affine.scale(2)), lr_path)
+    params = {
+        "INPUT": str(enmap_crop),
+        "SCALE": 2,
+        "ARCHITECTURE": 2,  # convsr
+        "EPOCHS": 1,
+        "STEPS_PER_EPOCH": 1,
+        "PATCH": 8,
+        "BATCH_SIZE": 2,
+        "FEATURES": 8,
+    }
+    paired = tmp_path / "paired.safetensors"
+    _run("train", {**params, "LR_INPUT": str(lr_path), "OUTPUT": str(paired)})
+    assert (
+        json.loads(paired.with_suffix(".json").read_text())["training"]["degradation"] == "paired"
+    )
+    psf = tmp_path / "psf.safetensors"
+    _run("train", {**params, "DEGRADATION": 1, "GAUSSIAN_SIGMA": 1.5, "OUTPUT": str(psf)})
+    training = json.loads(psf.with_suffix(".json").read_text())["training"]
+    assert training["degradation"] == "gaussian"
+    assert training["settings"]["sampler"]["gaussian_sigma"] == 1.5
 
 
 def test_cancel_upscale_leaves_no_file(enmap_path: Path, tmp_path: Path) -> None:
