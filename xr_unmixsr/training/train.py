@@ -57,7 +57,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -794,10 +794,16 @@ def _fits(architecture: str, network: nn.Module) -> bool:
     return isinstance(network, UnmixingSR) and has_mam == (architecture == "unmixingsr")
 
 
-def _start_from(
-    model: str | os.PathLike[str] | SRModel, scale: int, architecture: str
-) -> tuple[SRModel, nn.Module, dict[str, Any]]:
-    """(the model to fine-tune, a trainable copy of its network, its constructor config).
+class _Start(NamedTuple):
+    """Where fine-tuning starts: the model, a trainable copy of its network, its config."""
+
+    model: SRModel
+    network: nn.Module
+    config: dict[str, Any]
+
+
+def _start_from(model: str | os.PathLike[str] | SRModel, scale: int, architecture: str) -> _Start:
+    """The model to fine-tune, checked against ``architecture``.
 
     Raises:
         ModelError: unknown model; UnsupportedScaleError: it upsamples by another factor.
@@ -821,7 +827,7 @@ def _start_from(
             f"model {start.name!r} has no network config in its card: fine-tune a checkpoint "
             "written by train_sr or xr-unmixsr train"
         )
-    return start, copy.deepcopy(start.network).train(), dict(config)
+    return _Start(start, copy.deepcopy(start.network).train(), dict(config))
 
 
 def train_sr(
@@ -933,12 +939,12 @@ def train_sr(
             "the model to fine-tune holds its own autoencoder: leave autoencoder= out"
         )
     given = _given_autoencoder(autoencoder) if (uses_ae and autoencoder is not None) else None
-    gain = start[0].gain if start is not None else (given[2] if given else None)
+    gain = start.model.gain if start is not None else (given[2] if given else None)
     sampler = opts.sampler(cubes, scale, gain=gain)
     n_bands = sampler.n_bands
-    if start is not None and start[0].n_bands not in (None, n_bands):
+    if start is not None and start.model.n_bands not in (None, n_bands):
         raise BandMismatchError(
-            f"model {start[0].name!r} takes {start[0].n_bands} bands, the scenes have {n_bands}: "
+            f"model {start.model.name!r} takes {start.model.n_bands} bands, the scenes have {n_bands}: "
             "fine-tuning keeps a model's bands; train a new model (without model=) on them"
         )
     ae_config = {
@@ -949,9 +955,9 @@ def train_sr(
     }
     if inherits_ae and start is not None:
         ae_config.update(
-            n_endmembers=start[2]["n_endmembers"],
-            features=start[2]["ae_features"],
-            n_grams=start[2]["ae_grams"],
+            n_endmembers=start.config["n_endmembers"],
+            features=start.config["ae_features"],
+            n_grams=start.config["ae_grams"],
         )
     if given is not None:
         ae_config = {**ae_config, **{k: given[1][k] for k in ae_config if k in given[1]}}
@@ -963,7 +969,7 @@ def train_sr(
     def build() -> tuple[nn.Module, nn.Module, dict[str, Any], UnmixingAutoencoder | None]:
         ae = UnmixingAutoencoder(**ae_config) if uses_ae and not inherits_ae else None
         if start is not None:
-            backbone, config = start[1], start[2]
+            backbone, config = start.network, start.config
         elif architecture.startswith("unmixingsr"):
             config = {
                 "n_bands": n_bands,
@@ -1054,7 +1060,7 @@ def train_sr(
         "config": config,
         "ae_config": ae_config if uses_ae else None,
         "given_autoencoder": given is not None,
-        "fine_tuned_from": start[0].name if start is not None else None,
+        "fine_tuned_from": start.model.name if start is not None else None,
         "init": init,
         "ae_steps": n_ae_steps if run_step_i else 0,
         "ae_epochs": ae_epochs,
